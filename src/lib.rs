@@ -1,0 +1,8 @@
+//! gapfill: reconstruct a database after a disaster from the evidence that survived it.
+//!
+//! See ARCHITECTURE.md for the map of modules.
+
+pub mod dburl;
+pub mod evaluate;
+pub mod reference;
+pub mod simulate;
