@@ -48,6 +48,9 @@ enum Command {
         noise: NoiseLevel,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Print the wall time of each stage to stderr.
+        #[arg(long)]
+        timings: bool,
     },
     /// Compare a reconstructed database with the simulator's truth.
     Evaluate {
@@ -89,12 +92,12 @@ fn print(text: &str) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Simulate { out, seed, reservations, gap_days, noise, format } => {
+        Command::Simulate { out, seed, reservations, gap_days, noise, format, timings } => {
             let started = std::time::Instant::now();
             if !cli.quiet && std::io::stderr().is_terminal() {
                 eprintln!("simulating {reservations} gap-period reservations (seed {seed}, noise {})…", noise.as_str());
             }
-            let opts = simulate::Options { out, seed, reservations, gap_days, noise };
+            let opts = simulate::Options { out, seed, reservations, gap_days, noise, timings };
             let summary = simulate::run(&opts).await.context("simulate failed")?;
             match format {
                 Format::Json => print(&(serde_json::to_string_pretty(&summary)? + "\n"))?,

@@ -567,7 +567,7 @@ fn pickup_lines(
         format!("SEQUENCE:{seq}"),
         format!(
             "STATUS:{}",
-            if false && state.status == Status::Cancelled {
+            if state.status == Status::Cancelled {
                 "CANCELLED"
             } else {
                 "CONFIRMED"
@@ -1215,6 +1215,17 @@ mod tests {
             .collect();
         assert!(all.iter().any(|e| e.contains_key("RRULE")));
         assert!(all.iter().any(|e| e["DTSTART"].0 == "VALUE=DATE"));
+        assert!(all.iter().any(|e| e.contains_key("RECURRENCE-ID")));
+        // An export cannot show an edit made after it was downloaded, older snapshot included.
+        for e in &all {
+            let (created, modified, stamp) =
+                (&e["CREATED"].1, &e["LAST-MODIFIED"].1, &e["DTSTAMP"].1);
+            assert!(
+                created <= modified && modified <= stamp,
+                "{}: {created} {modified} {stamp}",
+                e["UID"].1
+            );
+        }
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct Options {
     pub reservations: u64,
     pub gap_days: u32,
     pub noise: NoiseLevel,
+    /// Print each stage's wall time to stderr.
+    pub timings: bool,
 }
 
 /// What every evidence writer gets.
@@ -95,6 +97,7 @@ pub async fn run(opts: &Options) -> Result<Summary> {
         return Err(SimulateError::Option("--gap-days must be between 1 and 365".into()));
     }
     std::fs::create_dir_all(&opts.out).map_err(io_err(&opts.out))?;
+    let mut clock = Stage::new(opts.timings);
     let noise = Noise::new(opts.noise);
     let world = world::generate(&world::Params {
         seed: opts.seed,
@@ -103,15 +106,21 @@ pub async fn run(opts: &Options) -> Result<Summary> {
         gap_days: opts.gap_days,
         incident_at: world::default_incident_at(),
     });
+    clock.done("world");
     let ctx = Ctx { world: &world, noise: &noise, seed: opts.seed };
     let mut manifest = Manifest::default();
     let evidence = opts.out.join("evidence");
     let stripe = stripe::write(&ctx, &evidence.join("stripe"), &mut manifest)?;
+    clock.done("stripe");
     let calendar = calendar::write(&ctx, &evidence.join("calendar"), &mut manifest)?;
+    clock.done("calendar");
     let mail = mail::write(&ctx, &evidence.join("mail"), &mut manifest)?;
+    clock.done("mail");
     let mentions = manifest.into_sorted();
     write_manifest_csv(&opts.out.join("manifest.csv"), &mentions)?;
+    clock.done("manifest");
     let dbs = db::write_all(&world, &opts.out, &mentions, opts).await?;
+    clock.done("databases");
     write_config(&opts.out.join("gapfill.toml"), opts, &world)?;
     Ok(Summary {
         out: opts.out.clone(),
@@ -126,6 +135,24 @@ pub async fn run(opts: &Options) -> Result<Summary> {
         mail,
         mentions: mentions.len() as u64,
     })
+}
+
+/// Wall time per stage, for `--timings`.
+struct Stage {
+    on: bool,
+    last: std::time::Instant,
+}
+
+impl Stage {
+    fn new(on: bool) -> Stage {
+        Stage { on, last: std::time::Instant::now() }
+    }
+    fn done(&mut self, stage: &str) {
+        if self.on {
+            eprintln!("{stage:<10} {:>8.2}s", self.last.elapsed().as_secs_f64());
+        }
+        self.last = std::time::Instant::now();
+    }
 }
 
 fn write_manifest_csv(path: &Path, mentions: &[Mention]) -> Result<()> {

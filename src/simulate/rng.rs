@@ -67,6 +67,11 @@ impl Rng {
         &items[self.below(items.len() as u64) as usize]
     }
 
+    /// Like `pick`, for small copyable values such as `&'static str`.
+    pub fn choose<T: Copy>(&mut self, items: &[T]) -> T {
+        *self.pick(items)
+    }
+
     /// Picks an index with probability proportional to its weight.
     pub fn weighted(&mut self, weights: &[u32]) -> usize {
         let total: u64 = weights.iter().map(|w| u64::from(*w)).sum();

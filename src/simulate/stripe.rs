@@ -33,6 +33,9 @@ struct Attempt<'a> {
     mentions: Vec<(&'static str, i64)>,
 }
 
+/// An API object with its creation time and the rows it is evidence of.
+type Object = (DateTime<Utc>, Value, Vec<(&'static str, i64)>);
+
 fn unix(t: DateTime<Utc>) -> i64 {
     t.timestamp()
 }
@@ -198,9 +201,9 @@ pub fn write(ctx: &Ctx, dir: &Path, manifest: &mut Manifest) -> Result<Written> 
     }
 
     let mut attempts: Vec<Attempt> = Vec::new();
-    let mut intents: Vec<(DateTime<Utc>, Value, Vec<(&'static str, i64)>)> = Vec::new();
-    let mut sessions: Vec<(DateTime<Utc>, Value, Vec<(&'static str, i64)>)> = Vec::new();
-    let mut refunds: Vec<(DateTime<Utc>, Value, Vec<(&'static str, i64)>)> = Vec::new();
+    let mut intents: Vec<Object> = Vec::new();
+    let mut sessions: Vec<Object> = Vec::new();
+    let mut refunds: Vec<Object> = Vec::new();
     for p in &world.payments {
         let c = world.customer(p.customer_id);
         let r = world.reservation(p.reservation_id);

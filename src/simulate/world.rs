@@ -495,7 +495,7 @@ pub fn generate(p: &Params) -> World {
             }
         }
         let current = versions.last().expect("booked").clone();
-        if fate >= MODIFY_SHARE && fate < MODIFY_SHARE + CANCEL_SHARE && current.pickup_at - current.at > Duration::hours(3) {
+        if (MODIFY_SHARE..MODIFY_SHARE + CANCEL_SHARE).contains(&fate) && current.pickup_at - current.at > Duration::hours(3) {
             let at = current.at + Duration::seconds(rng.range(600, (current.pickup_at - current.at).num_seconds() - 600));
             if at < incident_at {
                 let full = current.pickup_at - at > Duration::hours(48);
@@ -509,7 +509,7 @@ pub fn generate(p: &Params) -> World {
                 busy[(current.vehicle_id - 1) as usize].remove(&current.pickup_at);
                 versions.push(ResVersion { at, change: Change::Cancelled, status: Status::Cancelled, ..current.clone() });
             }
-        } else if fate >= MODIFY_SHARE + CANCEL_SHARE && fate < MODIFY_SHARE + CANCEL_SHARE + NO_SHOW_SHARE {
+        } else if (MODIFY_SHARE + CANCEL_SHARE..MODIFY_SHARE + CANCEL_SHARE + NO_SHOW_SHARE).contains(&fate) {
             let at = current.pickup_at + Duration::hours(rng.range(2, 6));
             if at < incident_at {
                 versions.push(ResVersion { at, change: Change::NoShow, status: Status::NoShow, ..current.clone() });
@@ -699,13 +699,17 @@ pub fn ascii_fold(s: &str) -> String {
         .collect()
 }
 
+const CARD_BRANDS: &[&str] = &["visa", "mastercard", "amex", "visa", "mastercard"];
+const CARD_COUNTRIES: &[&str] = &["PT", "DE", "GB", "US", "JP", "FR", "ES"];
+const DECLINE_CODES: &[&str] = &["insufficient_funds", "card_declined", "expired_card", "incorrect_cvc"];
+
 fn new_card(rng: &mut Rng) -> Card {
     Card {
-        brand: *rng.pick(&["visa", "mastercard", "amex", "visa", "mastercard"]),
+        brand: rng.choose(CARD_BRANDS),
         last4: rng.string(b"0123456789", 4),
         exp_month: rng.range(1, 12) as u32,
         exp_year: rng.range(2027, 2031) as i32,
-        country: *rng.pick(&["PT", "DE", "GB", "US", "JP", "FR", "ES"]),
+        country: rng.choose(CARD_COUNTRIES),
         fingerprint: rng.string(BASE62, 16),
     }
 }
@@ -739,7 +743,7 @@ fn new_payment(
     let failed_before = rng.chance(noise.failed_payment).then(|| FailedAttempt {
         charge_id: stripe_id(rng, "ch_3", 24),
         at: paid_at - Duration::seconds(rng.range(20, 300)),
-        decline_code: *rng.pick(&["insufficient_funds", "card_declined", "expired_card", "incorrect_cvc"]),
+        decline_code: rng.choose(DECLINE_CODES),
         card: new_card(rng),
     });
     Payment {
