@@ -1,7 +1,7 @@
 //! Database URLs: which dialect, how to show one without its password, how to connect.
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions};
+use sqlx::any::AnyConnectOptions;
+use sqlx::{AnyConnection, ConnectOptions};
 use std::str::FromStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,9 @@ impl Dialect {
 
 /// The URL with any password replaced by `***`, safe for messages and logs.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
     let (authority, tail) = match rest.find(['/', '?']) {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
@@ -58,7 +60,9 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Connects for reading. SQLite files are opened read-only; `mariadb://` is accepted as MySQL.
-pub async fn connect_read_only(url: &str) -> Result<AnyPool, UrlError> {
+/// One connection, not a pool: a pool retries a refused connection until its timeout, and an
+/// engineer mid-outage should hear at once that the database is unreachable.
+pub async fn connect_read_only(url: &str) -> Result<AnyConnection, UrlError> {
     sqlx::any::install_default_drivers();
     let dialect = Dialect::of(url)?;
     let url_for_driver = match dialect {
@@ -68,9 +72,14 @@ pub async fn connect_read_only(url: &str) -> Result<AnyPool, UrlError> {
         }
         _ => url.to_string(),
     };
-    let fail = |e: sqlx::Error| UrlError::Connect { url: redact(url), message: scrub(&e.to_string(), url) };
-    let opts = AnyConnectOptions::from_str(&url_for_driver).map_err(fail)?.disable_statement_logging();
-    AnyPoolOptions::new().max_connections(1).connect_with(opts).await.map_err(fail)
+    let fail = |e: sqlx::Error| UrlError::Connect {
+        url: redact(url),
+        message: scrub(&e.to_string(), url),
+    };
+    let opts = AnyConnectOptions::from_str(&url_for_driver)
+        .map_err(fail)?
+        .disable_statement_logging();
+    opts.connect().await.map_err(fail)
 }
 
 /// Driver messages sometimes echo the URL; make sure a password never survives in them.
@@ -86,7 +95,11 @@ fn scrub(message: &str, url: &str) -> String {
         .map(|(_, p)| p)
         .unwrap_or("");
     let m = message.replace(url, &redacted);
-    if password.is_empty() { m } else { m.replace(password, "***") }
+    if password.is_empty() {
+        m
+    } else {
+        m.replace(password, "***")
+    }
 }
 
 #[cfg(test)]
@@ -95,11 +108,26 @@ mod tests {
 
     #[test]
     fn passwords_never_survive_redaction() {
-        assert_eq!(redact("postgres://app:s3cret@db:5432/prod"), "postgres://app:***@db:5432/prod");
-        assert_eq!(redact("mysql://root@127.0.0.1/test"), "mysql://root@127.0.0.1/test");
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/prod"),
+            "postgres://app:***@db:5432/prod"
+        );
+        assert_eq!(
+            redact("mysql://root@127.0.0.1/test"),
+            "mysql://root@127.0.0.1/test"
+        );
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
-        assert_eq!(redact("postgres://u:p%40ss@h/db?sslmode=require"), "postgres://u:***@h/db?sslmode=require");
-        assert_eq!(scrub("error at postgres://u:hunter2@h/db: hunter2 refused", "postgres://u:hunter2@h/db"), "error at postgres://u:***@h/db: *** refused");
+        assert_eq!(
+            redact("postgres://u:p%40ss@h/db?sslmode=require"),
+            "postgres://u:***@h/db?sslmode=require"
+        );
+        assert_eq!(
+            scrub(
+                "error at postgres://u:hunter2@h/db: hunter2 refused",
+                "postgres://u:hunter2@h/db"
+            ),
+            "error at postgres://u:***@h/db: *** refused"
+        );
     }
 
     #[test]
@@ -107,6 +135,9 @@ mod tests {
         assert_eq!(Dialect::of("sqlite://a.db").unwrap(), Dialect::Sqlite);
         assert_eq!(Dialect::of("postgresql://h/db").unwrap(), Dialect::Postgres);
         assert_eq!(Dialect::of("mariadb://h/db").unwrap(), Dialect::Mysql);
-        assert!(Dialect::of("oracle://u:pw@h").unwrap_err().to_string().contains("u:***@h"));
+        assert!(Dialect::of("oracle://u:pw@h")
+            .unwrap_err()
+            .to_string()
+            .contains("u:***@h"));
     }
 }

@@ -51,10 +51,18 @@ impl Table {
 }
 
 const fn col(name: &'static str, kind: Kind) -> Column {
-    Column { name, kind, audit: false }
+    Column {
+        name,
+        kind,
+        audit: false,
+    }
 }
 const fn audit(name: &'static str) -> Column {
-    Column { name, kind: Kind::Timestamp, audit: true }
+    Column {
+        name,
+        kind: Kind::Timestamp,
+        audit: true,
+    }
 }
 
 /// The tables in foreign-key order: every table comes after the tables it references.
@@ -140,7 +148,11 @@ pub const TABLES: &[Table] = &[
             audit("created_at"),
             audit("updated_at"),
         ],
-        keys: &[&["stripe_charge_id"], &["stripe_payment_intent_id"], &["reservation_id", "amount_minor", "paid_at"]],
+        keys: &[
+            &["stripe_charge_id"],
+            &["stripe_payment_intent_id"],
+            &["reservation_id", "amount_minor", "paid_at"],
+        ],
         from_evidence: true,
     },
 ];
@@ -165,9 +177,18 @@ mod tests {
     fn every_column_appears_in_every_dialects_ddl() {
         for t in TABLES {
             for ddl in [DDL_SQLITE, DDL_POSTGRES, DDL_MYSQL] {
-                assert!(ddl.contains(&format!("CREATE TABLE {} (", t.name)), "{}", t.name);
+                assert!(
+                    ddl.contains(&format!("CREATE TABLE {} (", t.name)),
+                    "{}",
+                    t.name
+                );
                 for c in t.columns {
-                    assert!(ddl.contains(&format!("\n    {} ", c.name)), "{}.{} missing from a DDL", t.name, c.name);
+                    assert!(
+                        ddl.contains(&format!("\n    {} ", c.name)),
+                        "{}.{} missing from a DDL",
+                        t.name,
+                        c.name
+                    );
                 }
             }
         }
@@ -178,7 +199,12 @@ mod tests {
         for (i, t) in TABLES.iter().enumerate() {
             for c in t.columns {
                 if let Kind::Ref(target) = c.kind {
-                    assert!(TABLES[..i].iter().any(|p| p.name == target), "{}.{}", t.name, c.name);
+                    assert!(
+                        TABLES[..i].iter().any(|p| p.name == target),
+                        "{}.{}",
+                        t.name,
+                        c.name
+                    );
                 }
             }
             for key in t.keys {

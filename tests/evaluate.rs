@@ -22,10 +22,21 @@ fn restored_backup_recovers_no_gap_row_and_corrupts_nothing() {
     for t in r["tables"].as_array().unwrap() {
         assert_eq!(t["pre_restore_corrupted"], 0, "{}", t["table"]);
     }
-    let reservations = r["tables"].as_array().unwrap().iter().find(|t| t["table"] == "reservations").unwrap();
+    let reservations = r["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "reservations")
+        .unwrap();
     assert_eq!(reservations["gap_new"], 150);
-    assert!(reservations["gap_changed"].as_u64().unwrap() > 0, "reservations completed or cancelled in the gap");
-    assert!(reservations["gap_with_evidence"].as_u64().unwrap() > 140, "{reservations}");
+    assert!(
+        reservations["gap_changed"].as_u64().unwrap() > 0,
+        "reservations completed or cancelled in the gap"
+    );
+    assert!(
+        reservations["gap_with_evidence"].as_u64().unwrap() > 140,
+        "{reservations}"
+    );
 }
 
 #[test]
@@ -45,10 +56,22 @@ fn truth_against_itself_is_perfect() {
 }
 
 #[test]
-fn text_report_names_tables_and_redacts_nothing_it_should_not_show() {
+fn text_report_shows_every_table_and_measure() {
     let (_dir, out) = incident(3, 40, "low");
-    let text = gapfill_ok(&["evaluate", "--truth", out.join("truth.db").to_str().unwrap(), "--db", &sqlite_url(&out.join("restored.db"))]);
-    for word in ["reservations", "customers", "payments", "recall", "corrupted"] {
+    let text = gapfill_ok(&[
+        "evaluate",
+        "--truth",
+        out.join("truth.db").to_str().unwrap(),
+        "--db",
+        &sqlite_url(&out.join("restored.db")),
+    ]);
+    for word in [
+        "reservations",
+        "customers",
+        "payments",
+        "recall",
+        "corrupted",
+    ] {
         assert!(text.contains(word), "{word} missing from:\n{text}");
     }
 }
@@ -56,13 +79,31 @@ fn text_report_names_tables_and_redacts_nothing_it_should_not_show() {
 #[test]
 fn a_database_that_is_not_a_truth_is_refused_clearly() {
     let (_dir, out) = incident(3, 30, "low");
-    let r = gapfill(&["evaluate", "--truth", out.join("restored.db").to_str().unwrap(), "--db", &sqlite_url(&out.join("restored.db"))]);
+    let r = gapfill(&[
+        "evaluate",
+        "--truth",
+        out.join("restored.db").to_str().unwrap(),
+        "--db",
+        &sqlite_url(&out.join("restored.db")),
+    ]);
     assert_eq!(r.status.code(), Some(1));
     let err = String::from_utf8_lossy(&r.stderr);
-    assert!(err.contains("is not a truth database written by `gapfill simulate`"), "{err}");
-    let r = gapfill(&["evaluate", "--truth", out.join("truth.db").to_str().unwrap(), "--db", "postgres://app:hunter2@127.0.0.1:1/none"]);
+    assert!(
+        err.contains("is not a truth database written by `gapfill simulate`"),
+        "{err}"
+    );
+    let r = gapfill(&[
+        "evaluate",
+        "--truth",
+        out.join("truth.db").to_str().unwrap(),
+        "--db",
+        "postgres://app:hunter2@127.0.0.1:1/none",
+    ]);
     assert_eq!(r.status.code(), Some(1));
     let err = String::from_utf8_lossy(&r.stderr);
-    assert!(err.contains("cannot connect to postgres://app:***@127.0.0.1:1/none"), "{err}");
+    assert!(
+        err.contains("cannot connect to postgres://app:***@127.0.0.1:1/none"),
+        "{err}"
+    );
     assert!(!err.contains("hunter2"), "the password leaked: {err}");
 }

@@ -10,7 +10,10 @@ use common::*;
 use std::path::{Path, PathBuf};
 
 /// (folder, seed, gap-period reservations, gap days, noise)
-const FIXTURES: &[(&str, u64, u64, u32, &str)] = &[("small-medium", 1, 24, 30, "medium"), ("small-high", 2, 24, 30, "high")];
+const FIXTURES: &[(&str, u64, u64, u32, &str)] = &[
+    ("small-medium", 1, 24, 30, "medium"),
+    ("small-high", 2, 24, 30, "high"),
+];
 
 fn all_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -18,7 +21,11 @@ fn all_files(root: &Path) -> Vec<PathBuf> {
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let p = entry.unwrap().path();
-            if p.is_dir() { stack.push(p) } else { out.push(p.strip_prefix(root).unwrap().to_path_buf()) }
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_path_buf())
+            }
         }
     }
     out.sort();
@@ -32,8 +39,20 @@ fn committed_fixtures_match_the_simulator() {
     for (name, seed, n, gap, noise) in FIXTURES {
         let dir = tempfile::tempdir().unwrap();
         let fresh = dir.path().join(name);
-        gapfill_ok(&["simulate", "--quiet", "--out", fresh.to_str().unwrap(), "--seed", &seed.to_string(),
-            "--reservations", &n.to_string(), "--gap-days", &gap.to_string(), "--noise", noise]);
+        gapfill_ok(&[
+            "simulate",
+            "--quiet",
+            "--out",
+            fresh.to_str().unwrap(),
+            "--seed",
+            &seed.to_string(),
+            "--reservations",
+            &n.to_string(),
+            "--gap-days",
+            &gap.to_string(),
+            "--noise",
+            noise,
+        ]);
         let committed = root.join(name);
         if bless {
             let _ = std::fs::remove_dir_all(&committed);
@@ -43,9 +62,14 @@ fn committed_fixtures_match_the_simulator() {
             }
             continue;
         }
-        assert_eq!(all_files(&fresh), all_files(&committed), "fixtures/{name}: the set of files changed; GAPFILL_BLESS=1 refreshes it");
+        assert_eq!(
+            all_files(&fresh),
+            all_files(&committed),
+            "fixtures/{name}: the set of files changed; GAPFILL_BLESS=1 refreshes it"
+        );
         for f in all_files(&fresh) {
-            let same = std::fs::read(fresh.join(&f)).unwrap() == std::fs::read(committed.join(&f)).unwrap();
+            let same = std::fs::read(fresh.join(&f)).unwrap()
+                == std::fs::read(committed.join(&f)).unwrap();
             assert!(same, "fixtures/{name}/{} differs from what the simulator writes now; review the change and refresh with GAPFILL_BLESS=1", f.display());
         }
     }

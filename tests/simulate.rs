@@ -42,12 +42,27 @@ fn writes_every_artefact_of_an_incident() {
         "evidence/mail/bookings.mbox",
     ] {
         let p = out.join(f);
-        assert!(p.is_file() && std::fs::metadata(&p).unwrap().len() > 0, "{f} missing or empty");
+        assert!(
+            p.is_file() && std::fs::metadata(&p).unwrap().len() > 0,
+            "{f} missing or empty"
+        );
     }
-    let ics = std::fs::read_dir(out.join("evidence/calendar")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "ics")).count();
+    let ics = std::fs::read_dir(out.join("evidence/calendar"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "ics")
+        })
+        .count();
     assert!(ics >= 1, "no calendar export");
     let config = std::fs::read_to_string(out.join("gapfill.toml")).unwrap();
-    assert!(config.contains("database = \"sqlite://restored.db\""), "{config}");
+    assert!(
+        config.contains("database = \"sqlite://restored.db\""),
+        "{config}"
+    );
     let csv = std::fs::read_to_string(out.join("evidence/stripe/payments.csv")).unwrap();
     let header = csv.lines().next().unwrap();
     for column in ["Created date (UTC)", "Amount", "booking_code (metadata)"] {
@@ -62,7 +77,10 @@ fn the_same_seed_gives_byte_identical_files_and_another_seed_does_not() {
     let (fa, fb) = (files(&a), files(&b));
     assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
     for (name, bytes) in &fa {
-        assert!(bytes == &fb[name], "{name} differs between two runs with the same seed");
+        assert!(
+            bytes == &fb[name],
+            "{name} differs between two runs with the same seed"
+        );
     }
     let (_c, c) = incident(12, 80, "high");
     assert_ne!(files(&c)["restored.mysql.sql"], fa["restored.mysql.sql"]);
@@ -71,9 +89,21 @@ fn the_same_seed_gives_byte_identical_files_and_another_seed_does_not() {
 #[test]
 fn bad_options_are_refused_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
-    let out = gapfill(&["simulate", "--out", dir.path().to_str().unwrap(), "--reservations", "0"]);
+    let out = gapfill(&[
+        "simulate",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--reservations",
+        "0",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--reservations must be at least 1"));
-    let out = gapfill(&["simulate", "--out", dir.path().to_str().unwrap(), "--noise", "extreme"]);
+    let out = gapfill(&[
+        "simulate",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--noise",
+        "extreme",
+    ]);
     assert_eq!(out.status.code(), Some(2), "clap's usage error");
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures_util::TryStreamExt;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, Row};
 
 use super::{EvaluateError, Result};
 use crate::dburl::{redact, Dialect};
@@ -29,14 +29,21 @@ impl Loaded {
     }
     /// Rows with their primary keys, in primary-key order.
     pub fn iter(&self) -> impl Iterator<Item = (i64, &[Val])> {
-        self.rows.iter().map(|r| (r[0].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0), r.as_slice()))
+        self.rows.iter().map(|r| {
+            (
+                r[0].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0),
+                r.as_slice(),
+            )
+        })
     }
 }
 
 fn select_expr(dialect: Dialect, name: &str, kind: Kind) -> String {
     let q = dialect.quote(name);
     match (dialect, kind) {
-        (Dialect::Postgres, Kind::Timestamp) => format!("to_char({q} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"),
+        (Dialect::Postgres, Kind::Timestamp) => {
+            format!("to_char({q} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
+        }
         (Dialect::Postgres, _) => format!("CAST({q} AS TEXT)"),
         (Dialect::Mysql, Kind::Timestamp) => format!("DATE_FORMAT({q}, '%Y-%m-%dT%H:%i:%sZ')"),
         (Dialect::Mysql, _) => format!("CAST({q} AS CHAR)"),
@@ -49,14 +56,25 @@ fn select_expr(dialect: Dialect, name: &str, kind: Kind) -> String {
 pub fn normalise_time(s: &str) -> String {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return t.with_timezone(&Utc).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        return t
+            .with_timezone(&Utc)
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
     }
     for f in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%#z"] {
         if let Ok(t) = DateTime::parse_from_str(s, f) {
-            return t.with_timezone(&Utc).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            return t
+                .with_timezone(&Utc)
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
         }
     }
-    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
             return t.and_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string();
         }
@@ -64,11 +82,28 @@ pub fn normalise_time(s: &str) -> String {
     s.to_string()
 }
 
-pub async fn table(pool: &AnyPool, dialect: Dialect, table: &Table, url: &str) -> Result<Loaded> {
-    let exprs: Vec<String> = table.columns.iter().map(|c| select_expr(dialect, c.name, c.kind)).collect();
-    let sql = format!("SELECT {} FROM {} ORDER BY {}", exprs.join(", "), dialect.quote(table.name), dialect.quote("id"));
-    let read_err = |e: sqlx::Error| EvaluateError::Read { what: format!("table {} of {}", table.name, redact(url)), message: e.to_string() };
-    let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(pool);
+pub async fn table(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    table: &Table,
+    url: &str,
+) -> Result<Loaded> {
+    let exprs: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| select_expr(dialect, c.name, c.kind))
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {} ORDER BY {}",
+        exprs.join(", "),
+        dialect.quote(table.name),
+        dialect.quote("id")
+    );
+    let read_err = |e: sqlx::Error| EvaluateError::Read {
+        what: format!("table {} of {}", table.name, redact(url)),
+        message: e.to_string(),
+    };
+    let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *conn);
     let mut rows = Vec::new();
     let mut by_pk = HashMap::new();
     while let Some(row) = stream.try_next().await.map_err(read_err)? {
@@ -95,22 +130,47 @@ pub struct Incident {
     pub mentioned: Vec<(String, i64)>,
 }
 
-pub async fn incident(pool: &AnyPool, path: &Path) -> Result<Incident> {
-    let not_truth = |why: String| EvaluateError::NotTruth { path: path.to_path_buf(), why };
-    let sql = format!("SELECT value FROM {} WHERE key = 'restore_point'", reference::INCIDENT_TABLE);
+pub async fn incident(conn: &mut AnyConnection, path: &Path) -> Result<Incident> {
+    let not_truth = |why: String| EvaluateError::NotTruth {
+        path: path.to_path_buf(),
+        why,
+    };
+    let sql = format!(
+        "SELECT value FROM {} WHERE key = 'restore_point'",
+        reference::INCIDENT_TABLE
+    );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
-        .map_err(|e| not_truth(format!("{e} (expected table {})", reference::INCIDENT_TABLE)))?
+        .map_err(|e| {
+            not_truth(format!(
+                "{e} (expected table {})",
+                reference::INCIDENT_TABLE
+            ))
+        })?
         .ok_or_else(|| not_truth("it records no restore point".into()))?;
     let restore_point: String = row.try_get(0).map_err(|e| not_truth(e.to_string()))?;
-    let sql = format!("SELECT DISTINCT table_name, row_id FROM {}", reference::MANIFEST_TABLE);
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await.map_err(|e| not_truth(e.to_string()))?;
+    let sql = format!(
+        "SELECT DISTINCT table_name, row_id FROM {}",
+        reference::MANIFEST_TABLE
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| not_truth(e.to_string()))?;
     let mut mentioned = Vec::with_capacity(rows.len());
     for r in rows {
-        mentioned.push((r.try_get::<String, _>(0).map_err(|e| not_truth(e.to_string()))?, r.try_get::<i64, _>(1).map_err(|e| not_truth(e.to_string()))?));
+        mentioned.push((
+            r.try_get::<String, _>(0)
+                .map_err(|e| not_truth(e.to_string()))?,
+            r.try_get::<i64, _>(1)
+                .map_err(|e| not_truth(e.to_string()))?,
+        ));
     }
-    Ok(Incident { restore_point: normalise_time(&restore_point), mentioned })
+    Ok(Incident {
+        restore_point: normalise_time(&restore_point),
+        mentioned,
+    })
 }
 
 #[cfg(test)]
@@ -119,7 +179,13 @@ mod tests {
 
     #[test]
     fn instants_from_every_dialect_agree() {
-        for s in ["2026-06-16T02:00:00Z", "2026-06-16 02:00:00+00", "2026-06-16 04:00:00+02:00", "2026-06-16 02:00:00", "2026-06-16T02:00:00.000"] {
+        for s in [
+            "2026-06-16T02:00:00Z",
+            "2026-06-16 02:00:00+00",
+            "2026-06-16 04:00:00+02:00",
+            "2026-06-16 02:00:00",
+            "2026-06-16T02:00:00.000",
+        ] {
             assert_eq!(normalise_time(s), "2026-06-16T02:00:00Z", "{s}");
         }
     }

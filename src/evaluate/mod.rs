@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::dburl::{self, Dialect, UrlError};
 use crate::reference::{Kind, Table, TABLES};
 use load::{Loaded, Val};
+use sqlx::Connection;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -100,34 +101,53 @@ fn ratio(num: u64, den: u64) -> Option<f64> {
 
 pub async fn run(truth: &std::path::Path, db_url: &str) -> Result<Report> {
     if !truth.is_file() {
-        return Err(EvaluateError::NotTruth { path: truth.to_path_buf(), why: "no such file".into() });
+        return Err(EvaluateError::NotTruth {
+            path: truth.to_path_buf(),
+            why: "no such file".into(),
+        });
     }
     let truth_url = format!("sqlite://{}", truth.display());
-    let truth_pool = dburl::connect_read_only(&truth_url).await?;
-    let incident = load::incident(&truth_pool, truth).await?;
+    let mut truth_conn = dburl::connect_read_only(&truth_url).await?;
+    let incident = load::incident(&mut truth_conn, truth).await?;
     let db_dialect = Dialect::of(db_url)?;
-    let db_pool = dburl::connect_read_only(db_url).await?;
+    let mut db_conn = dburl::connect_read_only(db_url).await?;
 
     let mut aligned: HashMap<&'static str, HashMap<i64, i64>> = HashMap::new();
     let mut truths: HashMap<&'static str, Loaded> = HashMap::new();
     let mut dbs: HashMap<&'static str, Loaded> = HashMap::new();
     let mut tables = Vec::new();
     for table in TABLES {
-        let t = load::table(&truth_pool, Dialect::Sqlite, table, &truth_url).await?;
-        let d = load::table(&db_pool, db_dialect, table, db_url).await?;
+        let t = load::table(&mut truth_conn, Dialect::Sqlite, table, &truth_url).await?;
+        let d = load::table(&mut db_conn, db_dialect, table, db_url).await?;
         let a = align(table, &t, &d, &aligned);
         aligned.insert(table.name, a);
         truths.insert(table.name, t);
         dbs.insert(table.name, d);
     }
     for table in TABLES {
-        let evidence: BTreeSet<i64> =
-            incident.mentioned.iter().filter(|(t, _)| t == table.name).map(|(_, id)| *id).collect();
-        tables.push(measure(table, &truths, &dbs, &aligned, &incident.restore_point, &evidence));
+        let evidence: BTreeSet<i64> = incident
+            .mentioned
+            .iter()
+            .filter(|(t, _)| t == table.name)
+            .map(|(_, id)| *id)
+            .collect();
+        tables.push(measure(
+            table,
+            &truths,
+            &dbs,
+            &aligned,
+            &incident.restore_point,
+            &evidence,
+        ));
     }
-    let total = sum(tables.iter().zip(TABLES).filter(|(_, t)| t.from_evidence).map(|(r, _)| r));
-    truth_pool.close().await;
-    db_pool.close().await;
+    let total = sum(tables
+        .iter()
+        .zip(TABLES)
+        .filter(|(_, t)| t.from_evidence)
+        .map(|(r, _)| r));
+    // Read-only connections: closing cannot lose anything, so a failure to close is not an error.
+    let _ = truth_conn.close().await;
+    let _ = db_conn.close().await;
     Ok(Report {
         version: 1,
         truth: truth.to_path_buf(),
@@ -140,7 +160,12 @@ pub async fn run(truth: &std::path::Path, db_url: &str) -> Result<Report> {
 
 /// The values that identify a row by `key`, with references translated into truth primary keys
 /// through `parent` (identity for truth rows).
-fn key_of(table: &Table, row: &[Val], key: &[&str], parent: &dyn Fn(&'static str, i64) -> Option<i64>) -> Option<Vec<String>> {
+fn key_of(
+    table: &Table,
+    row: &[Val],
+    key: &[&str],
+    parent: &dyn Fn(&'static str, i64) -> Option<i64>,
+) -> Option<Vec<String>> {
     key.iter()
         .map(|name| {
             let i = table.index(name);
@@ -154,9 +179,15 @@ fn key_of(table: &Table, row: &[Val], key: &[&str], parent: &dyn Fn(&'static str
 }
 
 /// Maps each database row's primary key to the truth row it stands for.
-fn align(table: &Table, truth: &Loaded, db: &Loaded, aligned: &HashMap<&'static str, HashMap<i64, i64>>) -> HashMap<i64, i64> {
+fn align(
+    table: &Table,
+    truth: &Loaded,
+    db: &Loaded,
+    aligned: &HashMap<&'static str, HashMap<i64, i64>>,
+) -> HashMap<i64, i64> {
     let identity = |_: &'static str, id: i64| Some(id);
-    let through = |target: &'static str, id: i64| aligned.get(target).and_then(|m| m.get(&id)).copied();
+    let through =
+        |target: &'static str, id: i64| aligned.get(target).and_then(|m| m.get(&id)).copied();
     let mut out = HashMap::new();
     for key in table.keys {
         // A key value shared by several truth rows identifies none of them.
@@ -170,7 +201,9 @@ fn align(table: &Table, truth: &Loaded, db: &Loaded, aligned: &HashMap<&'static 
             if out.contains_key(&pk) {
                 continue;
             }
-            if let Some(Some(truth_pk)) = key_of(table, row, key, &through).and_then(|k| index.get(&k).copied()) {
+            if let Some(Some(truth_pk)) =
+                key_of(table, row, key, &through).and_then(|k| index.get(&k).copied())
+            {
                 out.insert(pk, truth_pk);
             }
         }
@@ -179,7 +212,12 @@ fn align(table: &Table, truth: &Loaded, db: &Loaded, aligned: &HashMap<&'static 
 }
 
 /// Whether a database value equals the truth's, references compared through alignment.
-fn same(kind: Kind, db: &Val, truth: &Val, aligned: &HashMap<&'static str, HashMap<i64, i64>>) -> bool {
+fn same(
+    kind: Kind,
+    db: &Val,
+    truth: &Val,
+    aligned: &HashMap<&'static str, HashMap<i64, i64>>,
+) -> bool {
     match (db, truth) {
         (None, None) => true,
         (Some(d), Some(t)) => match kind {
@@ -205,9 +243,16 @@ fn measure(
     let truth = &truths[table.name];
     let db = &dbs[table.name];
     let alignment = &aligned[table.name];
-    let created = table.column("created_at").map(|_| table.index("created_at"));
-    let updated = table.column("updated_at").map(|_| table.index("updated_at"));
-    let at_or_after = |row: &[Val], i: Option<usize>| i.and_then(|i| row[i].as_deref()).is_some_and(|t| t >= restore_point);
+    let created = table
+        .column("created_at")
+        .map(|_| table.index("created_at"));
+    let updated = table
+        .column("updated_at")
+        .map(|_| table.index("updated_at"));
+    let at_or_after = |row: &[Val], i: Option<usize>| {
+        i.and_then(|i| row[i].as_deref())
+            .is_some_and(|t| t >= restore_point)
+    };
 
     let equal_fields = |d: &[Val], t: &[Val], include_audit: bool| {
         table
@@ -218,7 +263,12 @@ fn measure(
             .all(|(i, c)| same(c.kind, &d[i], &t[i], aligned))
     };
     let score = |d: &[Val], t: &[Val]| {
-        table.columns.iter().enumerate().filter(|(i, c)| same(c.kind, &d[*i], &t[*i], aligned)).count()
+        table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| same(c.kind, &d[*i], &t[*i], aligned))
+            .count()
     };
 
     // Each truth row's best database match; the others aligned to it are duplicates.
@@ -227,11 +277,23 @@ fn measure(
         matches.entry(*truth_pk).or_default().push(*db_pk);
     }
     let mut best: HashMap<i64, i64> = HashMap::new();
-    let mut c = Counts { truth_rows: truth.len() as u64, db_rows: db.len() as u64, ..Counts::default() };
+    let mut c = Counts {
+        truth_rows: truth.len() as u64,
+        db_rows: db.len() as u64,
+        ..Counts::default()
+    };
     for (truth_pk, mut db_pks) in matches {
         db_pks.sort_unstable();
         let t = truth.get(truth_pk).expect("aligned to a loaded row");
-        let pick = *db_pks.iter().max_by_key(|pk| (score(db.get(**pk).expect("loaded"), t), std::cmp::Reverse(**pk))).expect("non-empty");
+        let pick = *db_pks
+            .iter()
+            .max_by_key(|pk| {
+                (
+                    score(db.get(**pk).expect("loaded"), t),
+                    std::cmp::Reverse(**pk),
+                )
+            })
+            .expect("non-empty");
         c.duplicates += db_pks.len() as u64 - 1;
         best.insert(truth_pk, pick);
     }
@@ -241,7 +303,13 @@ fn measure(
         .columns
         .iter()
         .filter(|col| col.kind != Kind::Id)
-        .map(|col| ColumnAccuracy { column: col.name, audit: col.audit, compared: 0, equal: 0, accuracy: None })
+        .map(|col| ColumnAccuracy {
+            column: col.name,
+            audit: col.audit,
+            compared: 0,
+            equal: 0,
+            accuracy: None,
+        })
         .collect();
     let mut pre_restore_pks = BTreeSet::new();
     for (truth_pk, t) in truth.iter() {
@@ -262,7 +330,11 @@ fn measure(
             continue;
         }
         c.gap_rows += 1;
-        if is_new { c.gap_new += 1 } else { c.gap_changed += 1 }
+        if is_new {
+            c.gap_new += 1
+        } else {
+            c.gap_changed += 1
+        }
         let has_evidence = evidence.contains(&truth_pk);
         c.gap_with_evidence += u64::from(has_evidence);
         let Some(d) = matched else { continue };
@@ -319,9 +391,13 @@ fn wrong_merges(
             if col.kind != Kind::Ref(parent.name) {
                 continue;
             }
-            let (truth, db, alignment) = (&truths[child.name], &dbs[child.name], &aligned[child.name]);
+            let (truth, db, alignment) =
+                (&truths[child.name], &dbs[child.name], &aligned[child.name]);
             for (db_pk, row) in db.iter() {
-                let (Some(parent_pk), Some(truth_child)) = (row[i].as_deref().and_then(|v| v.parse::<i64>().ok()), alignment.get(&db_pk)) else {
+                let (Some(parent_pk), Some(truth_child)) = (
+                    row[i].as_deref().and_then(|v| v.parse::<i64>().ok()),
+                    alignment.get(&db_pk),
+                ) else {
                     continue;
                 };
                 if let Some(truth_parent) = truth.get(*truth_child).and_then(|r| r[i].clone()) {

@@ -35,13 +35,31 @@ fn line(out: &mut String, t: &TableReport) {
 
 pub fn text(r: &Report) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "truth    {} (restore point {})", r.truth.display(), r.restore_point);
+    let _ = writeln!(
+        out,
+        "truth    {} (restore point {})",
+        r.truth.display(),
+        r.restore_point
+    );
     let _ = writeln!(out, "database {}", r.db);
     let _ = writeln!(out);
     let _ = writeln!(
         out,
         "{:<13}{:>9}{:>9}{:>9}{:>10}{:>11}{:>9}{:>11}{:>11}{:>6}{:>8}{:>10}{:>9}{:>11}",
-        "table", "gap rows", "new", "changed", "evidence", "recovered", "recall", "recall(ev)", "precision", "dups", "merges", "fields", "missing", "corrupted"
+        "table",
+        "gap rows",
+        "new",
+        "changed",
+        "evidence",
+        "recovered",
+        "recall",
+        "recall(ev)",
+        "precision",
+        "dups",
+        "merges",
+        "fields",
+        "missing",
+        "corrupted"
     );
     for t in &r.tables {
         line(&mut out, t);
@@ -54,7 +72,14 @@ pub fn text(r: &Report) -> String {
             .columns
             .iter()
             .filter(|c| c.compared > 0)
-            .map(|c| format!("{}{} {}", c.column, if c.audit { "*" } else { "" }, pct(c.accuracy)))
+            .map(|c| {
+                format!(
+                    "{}{} {}",
+                    c.column,
+                    if c.audit { "*" } else { "" },
+                    pct(c.accuracy)
+                )
+            })
             .collect();
         if !cols.is_empty() {
             let _ = writeln!(out, "  {:<13}{}", t.table, cols.join(", "));

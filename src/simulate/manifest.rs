@@ -39,8 +39,23 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    pub fn mention(&mut self, table: &'static str, row_id: i64, source: Source, locator: impl Into<String>) {
-        self.mentions.push(Mention { table, row_id, source, locator: locator.into() });
+    pub fn mention(
+        &mut self,
+        table: &'static str,
+        row_id: i64,
+        source: Source,
+        locator: impl Into<String>,
+    ) {
+        self.mentions.push(Mention {
+            table,
+            row_id,
+            source,
+            locator: locator.into(),
+        });
+    }
+
+    pub fn merge(&mut self, other: Manifest) {
+        self.mentions.extend(other.mentions);
     }
 
     /// The mentions in a stable order, duplicates removed.

@@ -28,7 +28,10 @@ pub use world::World;
 #[non_exhaustive]
 pub enum SimulateError {
     #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write the database {path}: {source}")]
     Database { path: PathBuf, source: sqlx::Error },
     #[error("invalid option: {0}")]
@@ -38,7 +41,10 @@ pub enum SimulateError {
 pub type Result<T> = std::result::Result<T, SimulateError>;
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SimulateError + '_ {
-    move |source| SimulateError::Io { path: path.to_path_buf(), source }
+    move |source| SimulateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Writes `contents` to `path`, creating parent folders.
@@ -89,15 +95,19 @@ pub struct Summary {
     pub mentions: u64,
 }
 
-pub async fn run(opts: &Options) -> Result<Summary> {
+pub fn run(opts: &Options) -> Result<Summary> {
     if opts.reservations == 0 {
-        return Err(SimulateError::Option("--reservations must be at least 1".into()));
+        return Err(SimulateError::Option(
+            "--reservations must be at least 1".into(),
+        ));
     }
     if opts.gap_days == 0 || opts.gap_days > 365 {
-        return Err(SimulateError::Option("--gap-days must be between 1 and 365".into()));
+        return Err(SimulateError::Option(
+            "--gap-days must be between 1 and 365".into(),
+        ));
     }
     std::fs::create_dir_all(&opts.out).map_err(io_err(&opts.out))?;
-    let mut clock = Stage::new(opts.timings);
+    let started = std::time::Instant::now();
     let noise = Noise::new(opts.noise);
     let world = world::generate(&world::Params {
         seed: opts.seed,
@@ -106,30 +116,59 @@ pub async fn run(opts: &Options) -> Result<Summary> {
         gap_days: opts.gap_days,
         incident_at: world::default_incident_at(),
     });
-    clock.done("world");
-    let ctx = Ctx { world: &world, noise: &noise, seed: opts.seed };
-    let mut manifest = Manifest::default();
+    let mut timings = vec![("world", started.elapsed())];
+    let ctx = Ctx {
+        world: &world,
+        noise: &noise,
+        seed: opts.seed,
+    };
     let evidence = opts.out.join("evidence");
-    let stripe = stripe::write(&ctx, &evidence.join("stripe"), &mut manifest)?;
-    clock.done("stripe");
-    let calendar = calendar::write(&ctx, &evidence.join("calendar"), &mut manifest)?;
-    clock.done("calendar");
-    let mail = mail::write(&ctx, &evidence.join("mail"), &mut manifest)?;
-    clock.done("mail");
-    let mentions = manifest.into_sorted();
+    // The writers share nothing but the world, so they run side by side; each keeps its own
+    // manifest, and the merged manifest is sorted, so the result does not depend on timing.
+    let ((truth_rows, restored_rows), stripe, calendar, mail, mut manifest) =
+        std::thread::scope(|s| {
+            let databases =
+                s.spawn(|| timed("databases", || db::write_databases(&world, &opts.out)));
+            let mail = s.spawn(|| {
+                let mut m = Manifest::default();
+                timed("mail", || mail::write(&ctx, &evidence.join("mail"), &mut m))
+                    .map(|(w, d)| (w, d, m))
+            });
+            let mut manifest = Manifest::default();
+            let stripe = timed("stripe", || {
+                stripe::write(&ctx, &evidence.join("stripe"), &mut manifest)
+            })?;
+            let calendar = timed("calendar", || {
+                calendar::write(&ctx, &evidence.join("calendar"), &mut manifest)
+            })?;
+            let (mail, mail_time, mail_manifest) = db::join(mail)?;
+            let databases = db::join(databases)?;
+            manifest.merge(mail_manifest);
+            timings.extend([stripe.1, calendar.1, mail_time, databases.1]);
+            Ok::<_, SimulateError>((databases.0, stripe.0, calendar.0, mail, manifest))
+        })?;
+    let mentions = std::mem::take(&mut manifest).into_sorted();
     write_manifest_csv(&opts.out.join("manifest.csv"), &mentions)?;
-    clock.done("manifest");
-    let dbs = db::write_all(&world, &opts.out, &mentions, opts).await?;
-    clock.done("databases");
+    let finish = timed("manifest", || {
+        db::finish_truth(&world, &opts.out, &mentions, opts)
+    })?;
+    timings.push(finish.1);
     write_config(&opts.out.join("gapfill.toml"), opts, &world)?;
+    if opts.timings {
+        // The stages between "world" and "manifest" run side by side.
+        for (stage, d) in &timings {
+            eprintln!("{stage:<10} {:>8.2}s", d.as_secs_f64());
+        }
+        eprintln!("{:<10} {:>8.2}s", "total", started.elapsed().as_secs_f64());
+    }
     Ok(Summary {
         out: opts.out.clone(),
         seed: opts.seed,
         noise: opts.noise,
         restore_point: world.restore_point,
         incident_at: world.incident_at,
-        truth_rows: dbs.truth_rows,
-        restored_rows: dbs.restored_rows,
+        truth_rows,
+        restored_rows,
         stripe,
         calendar,
         mail,
@@ -137,32 +176,36 @@ pub async fn run(opts: &Options) -> Result<Summary> {
     })
 }
 
-/// Wall time per stage, for `--timings`.
-struct Stage {
-    on: bool,
-    last: std::time::Instant,
-}
-
-impl Stage {
-    fn new(on: bool) -> Stage {
-        Stage { on, last: std::time::Instant::now() }
-    }
-    fn done(&mut self, stage: &str) {
-        if self.on {
-            eprintln!("{stage:<10} {:>8.2}s", self.last.elapsed().as_secs_f64());
-        }
-        self.last = std::time::Instant::now();
-    }
+/// Runs a stage and returns its result with its wall time, for `--timings`.
+fn timed<T>(
+    stage: &'static str,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<(T, (&'static str, std::time::Duration))> {
+    let start = std::time::Instant::now();
+    f().map(|v| (v, (stage, start.elapsed())))
 }
 
 fn write_manifest_csv(path: &Path, mentions: &[Mention]) -> Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let csv_err = |e: csv::Error| SimulateError::Io { path: path.to_path_buf(), source: std::io::Error::other(e) };
-    w.write_record(["table", "row_id", "source", "locator"]).map_err(csv_err)?;
+    let csv_err = |e: csv::Error| SimulateError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    };
+    w.write_record(["table", "row_id", "source", "locator"])
+        .map_err(csv_err)?;
     for m in mentions {
-        w.write_record([m.table, &m.row_id.to_string(), m.source.as_str(), &m.locator]).map_err(csv_err)?;
+        w.write_record([
+            m.table,
+            &m.row_id.to_string(),
+            m.source.as_str(),
+            &m.locator,
+        ])
+        .map_err(csv_err)?;
     }
-    let bytes = w.into_inner().map_err(|e| SimulateError::Io { path: path.to_path_buf(), source: e.into_error() })?;
+    let bytes = w.into_inner().map_err(|e| SimulateError::Io {
+        path: path.to_path_buf(),
+        source: e.into_error(),
+    })?;
     write_file(path, &bytes)
 }
 
@@ -201,7 +244,12 @@ fn write_config(path: &Path, opts: &Options, world: &World) -> Result<()> {
 
 /// What `simulate` wrote, for people.
 pub fn summary_text(s: &Summary, elapsed: std::time::Duration) -> String {
-    let rows = |v: &[(String, u64)]| v.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ");
+    let rows = |v: &[(String, u64)]| {
+        v.iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!(
         "incident written to {out} in {secs:.1}s (seed {seed}, noise {noise})\n\
          restore point {rp}, incident {at}\n\

@@ -88,9 +88,7 @@ impl Rng {
 
     /// `len` characters from `alphabet`.
     pub fn string(&mut self, alphabet: &[u8], len: usize) -> String {
-        (0..len)
-            .map(|_| char::from(*self.pick(alphabet)))
-            .collect()
+        (0..len).map(|_| char::from(*self.pick(alphabet))).collect()
     }
 }
 

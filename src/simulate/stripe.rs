@@ -33,8 +33,26 @@ struct Attempt<'a> {
     mentions: Vec<(&'static str, i64)>,
 }
 
-/// An API object with its creation time and the rows it is evidence of.
-type Object = (DateTime<Utc>, Value, Vec<(&'static str, i64)>);
+/// An API object, already serialised (a `Value` per object would cost gigabytes at scale), with
+/// its creation time, id, and the rows it is evidence of.
+struct Object {
+    at: DateTime<Utc>,
+    id: String,
+    json: String,
+    about: Vec<(&'static str, i64)>,
+}
+
+impl Object {
+    fn new(at: DateTime<Utc>, value: Value, about: Vec<(&'static str, i64)>) -> Object {
+        let id = value["id"].as_str().unwrap_or_default().to_string();
+        Object {
+            at,
+            id,
+            json: value.to_string(),
+            about,
+        }
+    }
+}
 
 fn unix(t: DateTime<Utc>) -> i64 {
     t.timestamp()
@@ -66,7 +84,12 @@ pub fn major_units(minor: i64, currency: &str) -> String {
     if per == 1 {
         minor.to_string()
     } else {
-        format!("{}{}.{:02}", if minor < 0 { "-" } else { "" }, minor.abs() / per, minor.abs() % per)
+        format!(
+            "{}{}.{:02}",
+            if minor < 0 { "-" } else { "" },
+            minor.abs() / per,
+            minor.abs() % per
+        )
     }
 }
 
@@ -141,8 +164,18 @@ fn customer_json(c: &Customer, rng: &mut Rng, ctx: &Ctx) -> Value {
     if rng.chance(ctx.noise.transliterate) {
         name = super::world::ascii_fold(&name);
     }
-    let email = if rng.chance(ctx.noise.email_variant) { capitalise_email(&c.email) } else { c.email.clone() };
-    let phone = c.phone.as_ref().map(|p| if rng.chance(ctx.noise.phone_format) { spaced_phone(p) } else { p.clone() });
+    let email = if rng.chance(ctx.noise.email_variant) {
+        capitalise_email(&c.email)
+    } else {
+        c.email.clone()
+    };
+    let phone = c.phone.as_ref().map(|p| {
+        if rng.chance(ctx.noise.phone_format) {
+            spaced_phone(p)
+        } else {
+            p.clone()
+        }
+    });
     json!({
         "id": c.stripe_customer_id,
         "object": "customer",
@@ -170,7 +203,11 @@ fn capitalise_email(email: &str) -> String {
     let mut out = String::with_capacity(email.len());
     let mut up = true;
     for ch in email.chars() {
-        out.extend(if up { ch.to_uppercase().collect::<Vec<_>>() } else { vec![ch] });
+        out.extend(if up {
+            ch.to_uppercase().collect::<Vec<_>>()
+        } else {
+            vec![ch]
+        });
         up = matches!(ch, '.' | '@');
     }
     out
@@ -182,7 +219,11 @@ fn spaced_phone(e164: &str) -> String {
     let cc = match digits.first() {
         Some('1') | Some('7') => 1,
         _ => {
-            if digits.len() > 11 { 3 } else { 2 }
+            if digits.len() > 11 {
+                3
+            } else {
+                2
+            }
         }
     };
     let (head, rest) = digits.split_at(cc.min(digits.len()));
@@ -195,9 +236,17 @@ pub fn write(ctx: &Ctx, dir: &Path, manifest: &mut Manifest) -> Result<Written> 
     let mut rng = Rng::fork(ctx.seed, "stripe");
     let in_gap = |t: DateTime<Utc>| world.in_gap(t);
 
-    let mut customers: Vec<(DateTime<Utc>, Value, i64)> = Vec::new();
-    for c in world.customers.iter().filter(|c| in_gap(c.created_at) && c.stripe_customer_id.is_some()) {
-        customers.push((c.created_at, customer_json(c, &mut rng, ctx), c.id));
+    let mut customers: Vec<Object> = Vec::new();
+    for c in world
+        .customers
+        .iter()
+        .filter(|c| in_gap(c.created_at) && c.stripe_customer_id.is_some())
+    {
+        customers.push(Object::new(
+            c.created_at,
+            customer_json(c, &mut rng, ctx),
+            vec![("customers", c.id)],
+        ));
     }
 
     let mut attempts: Vec<Attempt> = Vec::new();
@@ -212,9 +261,10 @@ pub fn write(ctx: &Ctx, dir: &Path, manifest: &mut Manifest) -> Result<Written> 
             about.push(("customers", c.id));
         }
         let customer = c.stripe_customer_id.as_deref();
-        let started = p.failed_before.as_ref().map_or(p.paid_at, |f| f.at) - chrono::Duration::seconds(3);
+        let started =
+            p.failed_before.as_ref().map_or(p.paid_at, |f| f.at) - chrono::Duration::seconds(3);
         for refund in p.refunds.iter().filter(|x| in_gap(x.at)) {
-            refunds.push((
+            refunds.push(Object::new(
                 refund.at,
                 json!({
                     "id": refund.id,
@@ -255,7 +305,11 @@ pub fn write(ctx: &Ctx, dir: &Path, manifest: &mut Manifest) -> Result<Written> 
                 card: &f.card,
                 metadata: meta.clone(),
                 receipt_number: None,
-                mentions: about.iter().copied().filter(|(t, _)| *t != "payments").collect(),
+                mentions: about
+                    .iter()
+                    .copied()
+                    .filter(|(t, _)| *t != "payments")
+                    .collect(),
             });
         }
         attempts.push(Attempt {
@@ -279,7 +333,7 @@ pub fn write(ctx: &Ctx, dir: &Path, manifest: &mut Manifest) -> Result<Written> 
             // Created before the gap: a `created` filter on the lists leaves it out.
             continue;
         }
-        intents.push((
+        intents.push(Object::new(
             started,
             json!({
                 "id": p.payment_intent_id,
@@ -308,7 +362,7 @@ pub fn write(ctx: &Ctx, dir: &Path, manifest: &mut Manifest) -> Result<Written> 
         ));
         if let Some(cs) = &p.checkout_session_id {
             let code = p.code_in_stripe.then_some(r.code.as_str());
-            sessions.push((
+            sessions.push(Object::new(
                 started,
                 json!({
                     "id": cs,
@@ -360,7 +414,7 @@ pub fn write(ctx: &Ctx, dir: &Path, manifest: &mut Manifest) -> Result<Written> 
             receipt_number: None,
             mentions: Vec::new(),
         });
-        intents.push((
+        intents.push(Object::new(
             u.at - chrono::Duration::seconds(3),
             json!({
                 "id": u.payment_intent_id, "object": "payment_intent", "amount": u.amount_minor,
@@ -373,41 +427,47 @@ pub fn write(ctx: &Ctx, dir: &Path, manifest: &mut Manifest) -> Result<Written> 
     }
 
     // The API lists newest first; ties broken by id so the order is total.
-    let newest_first = |a: &DateTime<Utc>, ai: &str, b: &DateTime<Utc>, bi: &str| b.cmp(a).then_with(|| bi.cmp(ai));
-    attempts.sort_by(|a, b| newest_first(&a.at, a.charge_id, &b.at, b.charge_id));
-    let id_of = |v: &Value| v["id"].as_str().unwrap_or_default().to_string();
-    for list in [&mut intents, &mut sessions, &mut refunds] {
-        list.sort_by(|a, b| newest_first(&a.0, &id_of(&a.1), &b.0, &id_of(&b.1)));
+    attempts.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.charge_id.cmp(a.charge_id)));
+    for list in [&mut intents, &mut sessions, &mut refunds, &mut customers] {
+        list.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
     }
-    customers.sort_by(|a, b| newest_first(&a.0, &id_of(&a.1), &b.0, &id_of(&b.1)));
 
     let mut written = Written::default();
     let add = |name: &str, n: usize, written: &mut Written| {
         written.files.push(format!("evidence/stripe/{name}"));
         written.items += n as u64;
     };
-    let charges: Vec<Value> = attempts.iter().map(|a| charge_json(a, &mut rng)).collect();
     for a in &attempts {
         for (t, id) in &a.mentions {
             manifest.mention(t, *id, Source::Stripe, a.charge_id);
         }
     }
-    for (list, name) in [(&intents, "payment_intents"), (&sessions, "checkout_sessions"), (&refunds, "refunds")] {
-        for (_, v, about) in list.iter() {
-            for (t, id) in about {
-                manifest.mention(t, *id, Source::Stripe, id_of(v));
+    for (list, name) in [
+        (&intents, "payment_intents"),
+        (&sessions, "checkout_sessions"),
+        (&refunds, "refunds"),
+        (&customers, "customers"),
+    ] {
+        for o in list.iter() {
+            for (t, id) in &o.about {
+                manifest.mention(t, *id, Source::Stripe, o.id.as_str());
             }
         }
-        write_list(&dir.join(format!("{name}.json")), name, list.iter().map(|(_, v, _)| v))?;
+        write_list(
+            &dir.join(format!("{name}.json")),
+            name,
+            list.iter().map(|o| &o.json),
+        )?;
         add(&format!("{name}.json"), list.len(), &mut written);
     }
-    for (_, v, id) in &customers {
-        manifest.mention("customers", *id, Source::Stripe, id_of(v));
-    }
-    write_list(&dir.join("customers.json"), "customers", customers.iter().map(|(_, v, _)| v))?;
-    add("customers.json", customers.len(), &mut written);
-    write_list(&dir.join("charges.json"), "charges", charges.iter())?;
-    add("charges.json", charges.len(), &mut written);
+    write_list(
+        &dir.join("charges.json"),
+        "charges",
+        attempts
+            .iter()
+            .map(|a| charge_json(a, &mut rng).to_string()),
+    )?;
+    add("charges.json", attempts.len(), &mut written);
 
     let csv_path = dir.join("payments.csv");
     let lines = write_payments_csv(&csv_path, &attempts, manifest)?;
@@ -415,17 +475,22 @@ pub fn write(ctx: &Ctx, dir: &Path, manifest: &mut Manifest) -> Result<Written> 
     Ok(written)
 }
 
-fn write_list<'a>(path: &Path, object: &str, items: impl Iterator<Item = &'a Value>) -> Result<()> {
+fn write_list(
+    path: &Path,
+    object: &str,
+    items: impl Iterator<Item = impl AsRef<str>>,
+) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io_err(parent))?;
     }
     let file = std::fs::File::create(path).map_err(io_err(path))?;
     let mut w = std::io::BufWriter::new(file);
-    let json_err = |e: serde_json::Error| SimulateError::Io { path: path.to_path_buf(), source: e.into() };
     write!(w, "{{\n  \"object\": \"list\",\n  \"url\": \"/v1/{object}\",\n  \"has_more\": false,\n  \"data\": [").map_err(io_err(path))?;
     for (i, item) in items.enumerate() {
-        w.write_all(if i == 0 { b"\n    " } else { b",\n    " }).map_err(io_err(path))?;
-        serde_json::to_writer(&mut w, item).map_err(json_err)?;
+        w.write_all(if i == 0 { b"\n    " } else { b",\n    " })
+            .map_err(io_err(path))?;
+        w.write_all(item.as_ref().as_bytes())
+            .map_err(io_err(path))?;
     }
     w.write_all(b"\n  ]\n}\n").map_err(io_err(path))?;
     w.flush().map_err(io_err(path))
@@ -443,15 +508,45 @@ fn to_eur_minor(minor: i64, currency: &str) -> i64 {
 
 /// The dashboard's "Payments → Export" file (unified payments, default columns plus metadata).
 fn write_payments_csv(path: &Path, attempts: &[Attempt], manifest: &mut Manifest) -> Result<usize> {
-    let csv_err = |e: csv::Error| SimulateError::Io { path: path.to_path_buf(), source: std::io::Error::other(e) };
+    let csv_err = |e: csv::Error| SimulateError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    };
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
-        "id", "Description", "Seller Message", "Created date (UTC)", "Amount", "Amount Refunded", "Currency",
-        "Captured", "Converted Amount", "Converted Amount Refunded", "Converted Currency", "Decline Reason", "Fee",
-        "Refunded date (UTC)", "Mode", "Status", "Statement Descriptor", "Customer ID", "Customer Description",
-        "Customer Email", "Card ID", "Card Last4", "Card Brand", "Card Funding", "Card Exp Month", "Card Exp Year",
-        "Card Name", "Card Issue Country", "Card Fingerprint", "Payment Source Type", "PaymentIntent ID",
-        "booking_code (metadata)", "pickup_location (metadata)",
+        "id",
+        "Description",
+        "Seller Message",
+        "Created date (UTC)",
+        "Amount",
+        "Amount Refunded",
+        "Currency",
+        "Captured",
+        "Converted Amount",
+        "Converted Amount Refunded",
+        "Converted Currency",
+        "Decline Reason",
+        "Fee",
+        "Refunded date (UTC)",
+        "Mode",
+        "Status",
+        "Statement Descriptor",
+        "Customer ID",
+        "Customer Description",
+        "Customer Email",
+        "Card ID",
+        "Card Last4",
+        "Card Brand",
+        "Card Funding",
+        "Card Exp Month",
+        "Card Exp Year",
+        "Card Name",
+        "Card Issue Country",
+        "Card Fingerprint",
+        "Payment Source Type",
+        "PaymentIntent ID",
+        "booking_code (metadata)",
+        "pickup_location (metadata)",
     ])
     .map_err(csv_err)?;
     for (i, a) in attempts.iter().enumerate() {
@@ -463,12 +558,26 @@ fn write_payments_csv(path: &Path, attempts: &[Attempt], manifest: &mut Manifest
         } else {
             "Paid"
         };
-        let fee = if failed { 0 } else { to_eur_minor(a.amount, a.currency) * 15 / 1000 + 25 };
-        let meta = |k: &str| a.metadata.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let fee = if failed {
+            0
+        } else {
+            to_eur_minor(a.amount, a.currency) * 15 / 1000 + 25
+        };
+        let meta = |k: &str| {
+            a.metadata
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         w.write_record([
             a.charge_id.to_string(),
             a.description.clone(),
-            if failed { "The bank did not return any further details with this decline.".into() } else { "Payment complete.".into() },
+            if failed {
+                "The bank did not return any further details with this decline.".into()
+            } else {
+                "Payment complete.".into()
+            },
             a.at.format("%Y-%m-%d %H:%M:%S").to_string(),
             major_units(a.amount, a.currency),
             major_units(a.refunded, a.currency),
@@ -479,7 +588,9 @@ fn write_payments_csv(path: &Path, attempts: &[Attempt], manifest: &mut Manifest
             "eur".into(),
             a.failure.unwrap_or("").into(),
             major_units(fee, "EUR"),
-            a.last_refund_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default(),
+            a.last_refund_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default(),
             "Live".into(),
             status.into(),
             "RENTICO".into(),
@@ -506,7 +617,10 @@ fn write_payments_csv(path: &Path, attempts: &[Attempt], manifest: &mut Manifest
             manifest.mention(t, *id, Source::Stripe, format!("payments.csv:{}", i + 2));
         }
     }
-    let bytes = w.into_inner().map_err(|e| SimulateError::Io { path: path.to_path_buf(), source: e.into_error() })?;
+    let bytes = w.into_inner().map_err(|e| SimulateError::Io {
+        path: path.to_path_buf(),
+        source: e.into_error(),
+    })?;
     write_file(path, &bytes)?;
     Ok(attempts.len())
 }
@@ -517,7 +631,9 @@ fn capitalise_brand(brand: &str) -> String {
         "mastercard" => "MasterCard".into(),
         other => {
             let mut c = other.chars();
-            c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
         }
     }
 }
@@ -538,32 +654,63 @@ mod tests {
     fn phones_and_emails_vary_but_keep_their_digits_and_mailbox() {
         assert_eq!(spaced_phone("+351912345678"), "+351 912 345 678");
         assert_eq!(spaced_phone("+12125550123"), "+1 212 555 012 3");
-        assert_eq!(capitalise_email("john.smith@gmail.com"), "John.Smith@Gmail.Com");
+        assert_eq!(
+            capitalise_email("john.smith@gmail.com"),
+            "John.Smith@Gmail.Com"
+        );
     }
 
     #[test]
     fn dumps_hold_gap_objects_newest_first_and_the_csv_matches_the_charges() {
         let noise = Noise::new(NoiseLevel::Medium);
-        let w = world::generate(&world::Params { seed: 5, noise: noise.clone(), gap_reservations: 150, gap_days: 30, incident_at: world::default_incident_at() });
-        let ctx = Ctx { world: &w, noise: &noise, seed: 5 };
+        let w = world::generate(&world::Params {
+            seed: 5,
+            noise: noise.clone(),
+            gap_reservations: 150,
+            gap_days: 30,
+            incident_at: world::default_incident_at(),
+        });
+        let ctx = Ctx {
+            world: &w,
+            noise: &noise,
+            seed: 5,
+        };
         let dir = tempfile::tempdir().unwrap();
         let mut m = Manifest::default();
         write(&ctx, dir.path(), &mut m).unwrap();
-        let charges: Value = serde_json::from_slice(&std::fs::read(dir.path().join("charges.json")).unwrap()).unwrap();
+        let charges: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("charges.json")).unwrap())
+                .unwrap();
         let data = charges["data"].as_array().unwrap();
         assert!(!data.is_empty());
-        let created: Vec<i64> = data.iter().map(|c| c["created"].as_i64().unwrap()).collect();
+        let created: Vec<i64> = data
+            .iter()
+            .map(|c| c["created"].as_i64().unwrap())
+            .collect();
         assert!(created.windows(2).all(|p| p[0] >= p[1]), "newest first");
         let (from, to) = (w.restore_point.timestamp(), w.incident_at.timestamp());
-        assert!(created.iter().all(|c| *c >= from && *c < to), "only the gap");
+        assert!(
+            created.iter().all(|c| *c >= from && *c < to),
+            "only the gap"
+        );
         let mut csv = csv::Reader::from_path(dir.path().join("payments.csv")).unwrap();
         let ids: Vec<String> = csv.records().map(|r| r.unwrap()[0].to_string()).collect();
         let json_ids: Vec<&str> = data.iter().map(|c| c["id"].as_str().unwrap()).collect();
         assert_eq!(ids, json_ids);
         // Every gap payment row is mentioned by its charge.
         let mentions = m.into_sorted();
-        for p in w.payments.iter().filter(|p| w.in_gap(p.paid_at) && p.failed_before.is_none()) {
-            assert!(mentions.iter().any(|x| x.table == "payments" && x.row_id == p.id && x.locator == p.charge_id), "{}", p.charge_id);
+        for p in w
+            .payments
+            .iter()
+            .filter(|p| w.in_gap(p.paid_at) && p.failed_before.is_none())
+        {
+            assert!(
+                mentions
+                    .iter()
+                    .any(|x| x.table == "payments" && x.row_id == p.id && x.locator == p.charge_id),
+                "{}",
+                p.charge_id
+            );
         }
     }
 }

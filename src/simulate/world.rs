@@ -115,7 +115,9 @@ impl Reservation {
         self.versions.iter().rev().find(|v| v.at <= t)
     }
     pub fn latest(&self) -> &ResVersion {
-        self.versions.last().expect("a reservation has its booking version")
+        self.versions
+            .last()
+            .expect("a reservation has its booking version")
     }
 }
 
@@ -202,7 +204,11 @@ impl PaymentStatus {
 
 impl Payment {
     pub fn refunded_at(&self, t: DateTime<Utc>) -> i64 {
-        self.refunds.iter().filter(|r| r.at <= t).map(|r| r.amount_minor).sum()
+        self.refunds
+            .iter()
+            .filter(|r| r.at <= t)
+            .map(|r| r.amount_minor)
+            .sum()
     }
     pub fn status_at(&self, t: DateTime<Utc>) -> PaymentStatus {
         match self.refunded_at(t) {
@@ -307,8 +313,8 @@ pub fn generate(p: &Params) -> World {
     let history_days = 365 + 30;
     let business_start = restore_point - Duration::days(history_days);
     let gap_secs = (incident_at - restore_point).num_seconds().max(1);
-    let pre_count =
-        (p.gap_reservations as f64 * (history_days * 86_400) as f64 / gap_secs as f64).round() as u64;
+    let pre_count = (p.gap_reservations as f64 * (history_days * 86_400) as f64 / gap_secs as f64)
+        .round() as u64;
     let per_day = p.gap_reservations as f64 / f64::from(p.gap_days.max(1));
 
     let opened = business_start - Duration::days(60);
@@ -318,7 +324,10 @@ pub fn generate(p: &Params) -> World {
         .map(|(i, spec)| Location {
             id: i as i64 + 1,
             spec,
-            tz: spec.timezone.parse().expect("location zones are IANA names"),
+            tz: spec
+                .timezone
+                .parse()
+                .expect("location zones are IANA names"),
             created_at: opened + Duration::hours(i as i64),
         })
         .collect();
@@ -357,7 +366,8 @@ pub fn generate(p: &Params) -> World {
     let weights: Vec<u32> = LOCATIONS.iter().map(|l| l.weight).collect();
 
     // Booking times: exactly `gap_reservations` in the gap, the history at the same rate.
-    let mut booked_at: Vec<DateTime<Utc>> = Vec::with_capacity((pre_count + p.gap_reservations) as usize);
+    let mut booked_at: Vec<DateTime<Utc>> =
+        Vec::with_capacity((pre_count + p.gap_reservations) as usize);
     let pre_secs = (restore_point - business_start).num_seconds();
     for _ in 0..pre_count {
         booked_at.push(business_start + Duration::seconds(rng.below(pre_secs as u64) as i64));
@@ -365,7 +375,7 @@ pub fn generate(p: &Params) -> World {
     for _ in 0..p.gap_reservations {
         booked_at.push(restore_point + Duration::seconds(rng.below(gap_secs as u64) as i64));
     }
-    booked_at.sort();
+    booked_at.sort_unstable();
 
     let mut w = World {
         seed: p.seed,
@@ -379,10 +389,14 @@ pub fn generate(p: &Params) -> World {
         payments: Vec::new(),
         unrelated_charges: Vec::new(),
     };
-    let mut busy: Vec<BTreeMap<DateTime<Utc>, DateTime<Utc>>> = vec![BTreeMap::new(); w.vehicles.len()];
-    let mut codes = std::collections::HashSet::new();
-    let mut emails = std::collections::HashSet::new();
-    let mut pending_payments: Vec<Payment> = Vec::new();
+    let mut busy: Vec<BTreeMap<DateTime<Utc>, DateTime<Utc>>> =
+        vec![BTreeMap::new(); w.vehicles.len()];
+    // Sized up front: growing these by doubling copied gigabytes at a million reservations.
+    let n = w.reservations.capacity();
+    let mut codes = std::collections::HashSet::with_capacity(n);
+    let mut emails = std::collections::HashMap::new();
+    let mut pending_payments: Vec<Payment> = Vec::with_capacity(n + n / 4);
+    w.customers.reserve(n * 3 / 4);
 
     for created_at in booked_at {
         let loc_idx = rng.weighted(&weights);
@@ -390,7 +404,13 @@ pub fn generate(p: &Params) -> World {
         let customer_id = if !w.customers.is_empty() && rng.chance(RETURNING_SHARE) {
             w.customers[rng.below(w.customers.len() as u64) as usize].id
         } else {
-            let c = new_customer(&mut rng, w.customers.len() as i64 + 1, loc.spec.country, created_at, &mut emails);
+            let c = new_customer(
+                &mut rng,
+                w.customers.len() as i64 + 1,
+                loc.spec.country,
+                created_at,
+                &mut emails,
+            );
             let id = c.id;
             w.customers.push(c);
             id
@@ -413,7 +433,12 @@ pub fn generate(p: &Params) -> World {
             6..=8 => rng.range(5, 9),
             _ => rng.range(10, 21),
         };
-        let pickup_at = local_slot(&mut rng, loc.tz, created_at + Duration::days(lead_days), created_at + Duration::hours(2));
+        let pickup_at = local_slot(
+            &mut rng,
+            loc.tz,
+            created_at + Duration::days(lead_days),
+            created_at + Duration::hours(2),
+        );
         let return_loc_id = if rng.chance(0.15) {
             let same_country: Vec<i64> = w
                 .locations
@@ -421,13 +446,23 @@ pub fn generate(p: &Params) -> World {
                 .filter(|l| l.spec.country == loc.spec.country && l.id != loc.id)
                 .map(|l| l.id)
                 .collect();
-            if same_country.is_empty() { loc.id } else { *rng.pick(&same_country) }
+            if same_country.is_empty() {
+                loc.id
+            } else {
+                *rng.pick(&same_country)
+            }
         } else {
             loc.id
         };
         let return_tz = w.location(return_loc_id).tz;
-        let return_at = local_slot(&mut rng, return_tz, pickup_at + Duration::days(days), pickup_at + Duration::hours(20));
-        let vehicle_id = choose_vehicle(&mut rng, &by_location[loc_idx], &busy, pickup_at, return_at);
+        let return_at = local_slot(
+            &mut rng,
+            return_tz,
+            pickup_at + Duration::days(days),
+            pickup_at + Duration::hours(20),
+        );
+        let vehicle_id =
+            choose_vehicle(&mut rng, &by_location[loc_idx], &busy, pickup_at, return_at);
         busy[(vehicle_id - 1) as usize].insert(pickup_at, return_at);
         let currency = loc.spec.currency;
         let rate = w.vehicle(vehicle_id).daily_rate_minor;
@@ -447,21 +482,35 @@ pub fn generate(p: &Params) -> World {
 
         let customer = w.customer(customer_id).clone();
         let paid_at = created_at + Duration::seconds(rng.range(40, 600));
-        let booking = new_payment(&mut rng, &p.noise, id, &customer, PaymentKind::Booking, total, currency, paid_at, w.customers.len());
+        let booking = new_payment(
+            &mut rng,
+            &p.noise,
+            id,
+            &customer,
+            PaymentKind::Booking,
+            total,
+            currency,
+            paid_at,
+            w.customers.len(),
+        );
         let mut res_payments = vec![booking];
 
         // What happens next, only as far as the incident.
         let fate = rng.unit();
         let booked = versions[0].clone();
         if fate < MODIFY_SHARE && booked.pickup_at - created_at > Duration::hours(30) {
-            let at = created_at + Duration::seconds(rng.range(3600, (booked.pickup_at - created_at).num_seconds() - 7200));
+            let at = created_at
+                + Duration::seconds(
+                    rng.range(3600, (booked.pickup_at - created_at).num_seconds() - 7200),
+                );
             let mut v = booked.clone();
             let happened = at < incident_at;
             v.at = at;
             v.change = Change::Modified;
             match rng.below(3) {
                 0 => {
-                    let shift = Duration::days(rng.range(1, 3)) * if rng.chance(0.5) { 1 } else { -1 };
+                    let shift =
+                        Duration::days(rng.range(1, 3)) * if rng.chance(0.5) { 1 } else { -1 };
                     if v.pickup_at + shift > at + Duration::hours(12) {
                         v.pickup_at += shift;
                         v.return_at += shift;
@@ -473,78 +522,154 @@ pub fn generate(p: &Params) -> World {
                 _ => {
                     // An upgrade or a swap; when no other car is free, a longer rental instead, so
                     // that every modification changes the row.
-                    let alt = choose_vehicle(&mut rng, &by_location[loc_idx], &busy, v.pickup_at, v.return_at);
+                    let alt = choose_vehicle(
+                        &mut rng,
+                        &by_location[loc_idx],
+                        &busy,
+                        v.pickup_at,
+                        v.return_at,
+                    );
                     if alt == v.vehicle_id {
                         v.return_at += Duration::days(1);
                     }
                     v.vehicle_id = alt;
                 }
             }
-            v.total_minor = rental_total(w.vehicle(v.vehicle_id).daily_rate_minor, v.pickup_at, v.return_at);
+            v.total_minor = rental_total(
+                w.vehicle(v.vehicle_id).daily_rate_minor,
+                v.pickup_at,
+                v.return_at,
+            );
             if happened {
                 busy[(booked.vehicle_id - 1) as usize].remove(&booked.pickup_at);
                 busy[(v.vehicle_id - 1) as usize].insert(v.pickup_at, v.return_at);
                 let diff = v.total_minor - booked.total_minor;
                 if diff > 0 {
                     let pay_at = at + Duration::seconds(rng.range(30, 300));
-                    res_payments.push(new_payment(&mut rng, &p.noise, id, &customer, PaymentKind::Supplement, diff, currency, pay_at, w.customers.len()));
+                    res_payments.push(new_payment(
+                        &mut rng,
+                        &p.noise,
+                        id,
+                        &customer,
+                        PaymentKind::Supplement,
+                        diff,
+                        currency,
+                        pay_at,
+                        w.customers.len(),
+                    ));
                 } else if diff < 0 {
-                    res_payments[0].refunds.push(Refund { id: stripe_id(&mut rng, "re_3", 24), amount_minor: -diff, at: at + Duration::seconds(rng.range(5, 120)), reason: "requested_by_customer" });
+                    res_payments[0].refunds.push(Refund {
+                        id: stripe_id(&mut rng, "re_3", 24),
+                        amount_minor: -diff,
+                        at: at + Duration::seconds(rng.range(5, 120)),
+                        reason: "requested_by_customer",
+                    });
                 }
                 versions.push(v);
             }
         }
         let current = versions.last().expect("booked").clone();
-        if (MODIFY_SHARE..MODIFY_SHARE + CANCEL_SHARE).contains(&fate) && current.pickup_at - current.at > Duration::hours(3) {
-            let at = current.at + Duration::seconds(rng.range(600, (current.pickup_at - current.at).num_seconds() - 600));
+        if (MODIFY_SHARE..MODIFY_SHARE + CANCEL_SHARE).contains(&fate)
+            && current.pickup_at - current.at > Duration::hours(3)
+        {
+            let at = current.at
+                + Duration::seconds(
+                    rng.range(600, (current.pickup_at - current.at).num_seconds() - 600),
+                );
             if at < incident_at {
                 let full = current.pickup_at - at > Duration::hours(48);
                 for p in &mut res_payments {
-                    let paid = p.amount_minor - p.refunds.iter().map(|r| r.amount_minor).sum::<i64>();
+                    let paid =
+                        p.amount_minor - p.refunds.iter().map(|r| r.amount_minor).sum::<i64>();
                     let amount = if full { paid } else { paid / 2 };
                     if amount > 0 {
-                        p.refunds.push(Refund { id: stripe_id(&mut rng, "re_3", 24), amount_minor: amount, at: at + Duration::seconds(rng.range(5, 90)), reason: "requested_by_customer" });
+                        p.refunds.push(Refund {
+                            id: stripe_id(&mut rng, "re_3", 24),
+                            amount_minor: amount,
+                            at: at + Duration::seconds(rng.range(5, 90)),
+                            reason: "requested_by_customer",
+                        });
                     }
                 }
                 busy[(current.vehicle_id - 1) as usize].remove(&current.pickup_at);
-                versions.push(ResVersion { at, change: Change::Cancelled, status: Status::Cancelled, ..current.clone() });
+                versions.push(ResVersion {
+                    at,
+                    change: Change::Cancelled,
+                    status: Status::Cancelled,
+                    ..current.clone()
+                });
             }
-        } else if (MODIFY_SHARE + CANCEL_SHARE..MODIFY_SHARE + CANCEL_SHARE + NO_SHOW_SHARE).contains(&fate) {
+        } else if (MODIFY_SHARE + CANCEL_SHARE..MODIFY_SHARE + CANCEL_SHARE + NO_SHOW_SHARE)
+            .contains(&fate)
+        {
             let at = current.pickup_at + Duration::hours(rng.range(2, 6));
             if at < incident_at {
-                versions.push(ResVersion { at, change: Change::NoShow, status: Status::NoShow, ..current.clone() });
+                versions.push(ResVersion {
+                    at,
+                    change: Change::NoShow,
+                    status: Status::NoShow,
+                    ..current.clone()
+                });
             }
-        } else if current.return_at < incident_at && versions.last().map(|v| v.status) == Some(Status::Confirmed) {
+        } else if current.return_at < incident_at
+            && versions.last().map(|v| v.status) == Some(Status::Confirmed)
+        {
             let at = current.return_at + Duration::minutes(rng.range(0, 90));
             if at < incident_at {
-                versions.push(ResVersion { at, change: Change::Completed, status: Status::Completed, ..current.clone() });
+                versions.push(ResVersion {
+                    at,
+                    change: Change::Completed,
+                    status: Status::Completed,
+                    ..current.clone()
+                });
             }
         }
         for p in &mut res_payments {
             p.refunds.retain(|r| r.at < incident_at);
         }
         pending_payments.extend(res_payments.into_iter().filter(|p| p.paid_at < incident_at));
-        w.reservations.push(Reservation { id, code, customer_id, currency, created_at, versions });
+        w.reservations.push(Reservation {
+            id,
+            code,
+            customer_id,
+            currency,
+            created_at,
+            versions,
+        });
     }
 
     // Payment rows are numbered in the order they were made, like an autoincrement key.
-    pending_payments.sort_by(|a, b| a.paid_at.cmp(&b.paid_at).then(a.payment_intent_id.cmp(&b.payment_intent_id)));
+    // Payment intent ids are unique, so the unstable sort is still a total, repeatable order.
+    pending_payments.sort_unstable_by(|a, b| {
+        a.paid_at
+            .cmp(&b.paid_at)
+            .then(a.payment_intent_id.cmp(&b.payment_intent_id))
+    });
     for (i, p) in pending_payments.iter_mut().enumerate() {
         p.id = i as i64 + 1;
     }
     w.payments = pending_payments;
 
     // Charges nobody booked with: vouchers, fines passed on, a test charge.
-    let unrelated = (p.gap_reservations as f64 * p.noise.unrelated_charges / 100.0 * (history_days as f64 / f64::from(p.gap_days.max(1)) + 1.0)).ceil() as u64;
+    let unrelated = (p.gap_reservations as f64 * p.noise.unrelated_charges / 100.0
+        * (history_days as f64 / f64::from(p.gap_days.max(1)) + 1.0))
+        .ceil() as u64;
     for _ in 0..unrelated {
-        let at = business_start + Duration::seconds(rng.below((incident_at - business_start).num_seconds() as u64) as i64);
+        let at = business_start
+            + Duration::seconds(
+                rng.below((incident_at - business_start).num_seconds() as u64) as i64,
+            );
         let (description, amount) = match rng.below(3) {
             0 => ("Gift voucher".to_string(), rng.range(2, 20) * 1000),
             1 => ("Traffic fine administration fee".to_string(), 2500),
             _ => ("Test charge".to_string(), 100),
         };
         let c = new_customer(&mut rng, 0, "PT", at, &mut emails);
-        let payer = Payer { name: c.full_name(), email: c.email.clone(), is_customer: false };
+        let payer = Payer {
+            name: c.full_name(),
+            email: c.email.clone(),
+            is_customer: false,
+        };
         w.unrelated_charges.push(UnrelatedCharge {
             payment_intent_id: stripe_id(&mut rng, "pi_3", 24),
             charge_id: stripe_id(&mut rng, "ch_3", 24),
@@ -574,27 +699,34 @@ fn choose_vehicle(
             .next_back()
             .is_none_or(|(_, end)| *end + Duration::hours(1) <= from)
     };
-    for _ in 0..8 {
+    // Random probes rather than a scan: a scan of a large fleet per booking made generation
+    // quadratic. A fully booked location double-books, as real ones do.
+    let first = *rng.pick(candidates);
+    if free(first) {
+        return first;
+    }
+    for _ in 0..31 {
         let id = *rng.pick(candidates);
         if free(id) {
             return id;
         }
     }
-    let start = rng.below(candidates.len() as u64) as usize;
-    (0..candidates.len())
-        .map(|i| candidates[(start + i) % candidates.len()])
-        .find(|id| free(*id))
-        // A fully booked location double-books, as real ones do.
-        .unwrap_or(candidates[start])
+    first
 }
 
 /// A half-hour slot between 08:00 and 19:30 local time on the day of `day`, not before
 /// `not_before`.
-fn local_slot(rng: &mut Rng, tz: Tz, day: DateTime<Utc>, not_before: DateTime<Utc>) -> DateTime<Utc> {
+fn local_slot(
+    rng: &mut Rng,
+    tz: Tz,
+    day: DateTime<Utc>,
+    not_before: DateTime<Utc>,
+) -> DateTime<Utc> {
     let local_day = day.with_timezone(&tz).date_naive();
     for offset in 0..3 {
         let slot = rng.range(16, 39);
-        let time = NaiveTime::from_hms_opt((slot / 2) as u32, ((slot % 2) * 30) as u32, 0).expect("valid slot");
+        let time = NaiveTime::from_hms_opt((slot / 2) as u32, ((slot % 2) * 30) as u32, 0)
+            .expect("valid slot");
         let naive = (local_day + Duration::days(offset)).and_time(time);
         // Business hours never fall in a DST gap in these zones, but stay total anyway.
         if let Some(t) = tz.from_local_datetime(&naive).earliest() {
@@ -621,11 +753,32 @@ fn make_plate(rng: &mut Rng, country: &str) -> String {
     const L: &[u8] = b"ABCDEFGHJKLMNPRSTUVWXZ";
     const D: &[u8] = b"0123456789";
     match country {
-        "PT" => format!("{}-{}-{}", rng.string(L, 2), rng.string(D, 2), rng.string(L, 2)),
-        "DE" => format!("{}-{} {}", rng.pick(&["B", "M", "HH", "F"]), rng.string(L, 2), rng.range(100, 9999)),
-        "GB" => format!("{}{} {}", rng.string(L, 2), rng.string(D, 2), rng.string(L, 3)),
+        "PT" => format!(
+            "{}-{}-{}",
+            rng.string(L, 2),
+            rng.string(D, 2),
+            rng.string(L, 2)
+        ),
+        "DE" => format!(
+            "{}-{} {}",
+            rng.pick(&["B", "M", "HH", "F"]),
+            rng.string(L, 2),
+            rng.range(100, 9999)
+        ),
+        "GB" => format!(
+            "{}{} {}",
+            rng.string(L, 2),
+            rng.string(D, 2),
+            rng.string(L, 3)
+        ),
         "US" => format!("{}-{}", rng.string(L, 3), rng.string(D, 4)),
-        _ => format!("品川 {} {} {}-{}", rng.range(300, 399), rng.pick(&["あ", "わ", "れ"]), rng.string(D, 2), rng.string(D, 2)),
+        _ => format!(
+            "品川 {} {} {}-{}",
+            rng.range(300, 399),
+            rng.pick(&["あ", "わ", "れ"]),
+            rng.string(D, 2),
+            rng.string(D, 2)
+        ),
     }
 }
 
@@ -634,21 +787,29 @@ fn new_customer(
     id: i64,
     country: &'static str,
     booked_at: DateTime<Utc>,
-    emails: &mut std::collections::HashSet<String>,
+    emails: &mut std::collections::HashMap<String, u32>,
 ) -> Customer {
     let fi = rng.below(names::FIRST_NAMES.len() as u64) as usize;
     let first = names::FIRST_NAMES[fi].0.to_string();
     let last = rng.pick(names::LAST_NAMES).to_string();
-    let local = format!("{}.{}", ascii_fold(&first), ascii_fold(&last)).to_lowercase().replace(['\'', ' '], "");
+    let local = format!("{}.{}", ascii_fold(&first), ascii_fold(&last))
+        .to_lowercase()
+        .replace(['\'', ' '], "");
     let domain = rng.pick(names::MAIL_DOMAINS);
-    let mut email = format!("{local}@{domain}");
-    let mut n = 1;
-    while !emails.insert(email.clone()) {
-        n += 1;
-        email = format!("{local}{n}@{domain}");
-    }
+    // john.smith@, john.smith2@, …: a counter per address rather than probing for a free one,
+    // which was quadratic with thousands of John Smiths. Local parts never end in digits, so
+    // numbered addresses cannot collide with plain ones.
+    let base = format!("{local}@{domain}");
+    let n = emails.entry(base).or_insert(0);
+    *n += 1;
+    let email = if *n == 1 {
+        format!("{local}@{domain}")
+    } else {
+        format!("{local}{n}@{domain}")
+    };
     let phone = (!rng.chance(0.08)).then(|| e164_phone(rng, country));
-    let stripe_customer_id = (!rng.chance(GUEST_CHECKOUT_SHARE)).then(|| stripe_id(rng, "cus_", 14));
+    let stripe_customer_id =
+        (!rng.chance(GUEST_CHECKOUT_SHARE)).then(|| stripe_id(rng, "cus_", 14));
     Customer {
         id,
         first_name: first,
@@ -665,10 +826,22 @@ fn new_customer(
 fn e164_phone(rng: &mut Rng, country: &str) -> String {
     const D: &[u8] = b"0123456789";
     match country {
-        "PT" => format!("+3519{}{}", rng.pick(&["1", "2", "3", "6"]), rng.string(D, 7)),
-        "DE" => format!("+491{}{}", rng.pick(&["51", "52", "60", "70", "76"]), rng.string(D, 8)),
+        "PT" => format!(
+            "+3519{}{}",
+            rng.pick(&["1", "2", "3", "6"]),
+            rng.string(D, 7)
+        ),
+        "DE" => format!(
+            "+491{}{}",
+            rng.pick(&["51", "52", "60", "70", "76"]),
+            rng.string(D, 8)
+        ),
         "GB" => format!("+447{}", rng.string(D, 9)),
-        "US" => format!("+1{}5550{}", rng.pick(&["212", "646", "718", "917"]), rng.string(D, 3)),
+        "US" => format!(
+            "+1{}5550{}",
+            rng.pick(&["212", "646", "718", "917"]),
+            rng.string(D, 3)
+        ),
         _ => format!("+81{}{}", rng.pick(&["70", "80", "90"]), rng.string(D, 8)),
     }
 }
@@ -694,14 +867,23 @@ pub fn ascii_fold(s: &str) -> String {
                 'É' => "E",
                 _ => "",
             };
-            if r.is_empty() { vec![c] } else { r.chars().collect() }
+            if r.is_empty() {
+                vec![c]
+            } else {
+                r.chars().collect()
+            }
         })
         .collect()
 }
 
 const CARD_BRANDS: &[&str] = &["visa", "mastercard", "amex", "visa", "mastercard"];
 const CARD_COUNTRIES: &[&str] = &["PT", "DE", "GB", "US", "JP", "FR", "ES"];
-const DECLINE_CODES: &[&str] = &["insufficient_funds", "card_declined", "expired_card", "incorrect_cvc"];
+const DECLINE_CODES: &[&str] = &[
+    "insufficient_funds",
+    "card_declined",
+    "expired_card",
+    "incorrect_cvc",
+];
 
 fn new_card(rng: &mut Rng) -> Card {
     Card {
@@ -733,12 +915,28 @@ fn new_payment(
         let name = if rng.chance(0.5) {
             rng.pick(names::OTHER_PAYERS).to_string()
         } else {
-            format!("{} {}", names::FIRST_NAMES[rng.below(names::FIRST_NAMES.len() as u64) as usize].0, customer.last_name)
+            format!(
+                "{} {}",
+                names::FIRST_NAMES[rng.below(names::FIRST_NAMES.len() as u64) as usize].0,
+                customer.last_name
+            )
         };
-        let email = format!("billing{}@{}", rng.below(customer_count as u64 + 1), rng.pick(names::MAIL_DOMAINS));
-        Payer { name, email, is_customer: false }
+        let email = format!(
+            "billing{}@{}",
+            rng.below(customer_count as u64 + 1),
+            rng.pick(names::MAIL_DOMAINS)
+        );
+        Payer {
+            name,
+            email,
+            is_customer: false,
+        }
     } else {
-        Payer { name: customer.full_name(), email: customer.email.clone(), is_customer: true }
+        Payer {
+            name: customer.full_name(),
+            email: customer.email.clone(),
+            is_customer: true,
+        }
     };
     let failed_before = rng.chance(noise.failed_payment).then(|| FailedAttempt {
         charge_id: stripe_id(rng, "ch_3", 24),
@@ -753,7 +951,8 @@ fn new_payment(
         kind,
         payment_intent_id: stripe_id(rng, "pi_3", 24),
         charge_id: stripe_id(rng, "ch_3", 24),
-        checkout_session_id: (kind == PaymentKind::Booking).then(|| stripe_id(rng, "cs_live_a1", 48)),
+        checkout_session_id: (kind == PaymentKind::Booking)
+            .then(|| stripe_id(rng, "cs_live_a1", 48)),
         amount_minor: amount,
         currency,
         paid_at,
@@ -771,13 +970,23 @@ mod tests {
     use super::*;
 
     fn small() -> World {
-        generate(&Params { seed: 3, noise: Noise::new(crate::simulate::noise::NoiseLevel::Medium), gap_reservations: 300, gap_days: 60, incident_at: default_incident_at() })
+        generate(&Params {
+            seed: 3,
+            noise: Noise::new(crate::simulate::noise::NoiseLevel::Medium),
+            gap_reservations: 300,
+            gap_days: 60,
+            incident_at: default_incident_at(),
+        })
     }
 
     #[test]
     fn gap_holds_exactly_the_requested_reservations_and_a_year_precedes_it() {
         let w = small();
-        let in_gap = w.reservations.iter().filter(|r| w.in_gap(r.created_at)).count();
+        let in_gap = w
+            .reservations
+            .iter()
+            .filter(|r| w.in_gap(r.created_at))
+            .count();
         assert_eq!(in_gap, 300);
         assert!(w.restore_point - w.business_start >= Duration::days(365));
         assert!(w.reservations.iter().all(|r| r.created_at < w.incident_at));
@@ -787,12 +996,20 @@ mod tests {
     fn histories_are_ordered_and_end_before_the_incident() {
         let w = small();
         for r in &w.reservations {
-            assert!(r.versions.windows(2).all(|v| v[0].at <= v[1].at), "{}", r.code);
+            assert!(
+                r.versions.windows(2).all(|v| v[0].at <= v[1].at),
+                "{}",
+                r.code
+            );
             assert!(r.latest().at < w.incident_at);
             assert!(r.latest().return_at > r.latest().pickup_at);
         }
         for p in &w.payments {
-            assert!(p.refunded_at(w.incident_at) <= p.amount_minor, "{}", p.charge_id);
+            assert!(
+                p.refunded_at(w.incident_at) <= p.amount_minor,
+                "{}",
+                p.charge_id
+            );
         }
     }
 
@@ -801,7 +1018,13 @@ mod tests {
         let a = small();
         let b = small();
         assert_eq!(a.reservations.len(), b.reservations.len());
-        assert_eq!(a.reservations.last().unwrap().code, b.reservations.last().unwrap().code);
-        assert_eq!(a.payments.last().unwrap().charge_id, b.payments.last().unwrap().charge_id);
+        assert_eq!(
+            a.reservations.last().unwrap().code,
+            b.reservations.last().unwrap().code
+        );
+        assert_eq!(
+            a.payments.last().unwrap().charge_id,
+            b.payments.last().unwrap().charge_id
+        );
     }
 }

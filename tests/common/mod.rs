@@ -15,7 +15,12 @@ pub fn gapfill(args: &[&str]) -> Output {
 /// Runs gapfill and returns its stdout, failing the test with its stderr when it fails.
 pub fn gapfill_ok(args: &[&str]) -> String {
     let out = gapfill(args);
-    assert!(out.status.success(), "gapfill {args:?} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "gapfill {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
@@ -24,14 +29,32 @@ pub fn incident(seed: u64, reservations: u64, noise: &str) -> (tempfile::TempDir
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("incident");
     gapfill_ok(&[
-        "simulate", "--quiet", "--out", out.to_str().unwrap(), "--seed", &seed.to_string(),
-        "--reservations", &reservations.to_string(), "--gap-days", "30", "--noise", noise,
+        "simulate",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        &seed.to_string(),
+        "--reservations",
+        &reservations.to_string(),
+        "--gap-days",
+        "30",
+        "--noise",
+        noise,
     ]);
     (dir, out)
 }
 
 pub fn evaluate_json(truth: &Path, db: &str) -> serde_json::Value {
-    let text = gapfill_ok(&["evaluate", "--truth", truth.to_str().unwrap(), "--db", db, "--format", "json"]);
+    let text = gapfill_ok(&[
+        "evaluate",
+        "--truth",
+        truth.to_str().unwrap(),
+        "--db",
+        db,
+        "--format",
+        "json",
+    ]);
     serde_json::from_str(&text).expect("evaluate --format json prints JSON")
 }
 
