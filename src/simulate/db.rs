@@ -21,6 +21,9 @@ pub enum Value {
 
 pub type Row = Vec<Value>;
 
+/// Rows written per table, in the reference schema's order.
+pub type RowCounts = Vec<(String, u64)>;
+
 /// Time format of the reference schema's SQLite text columns.
 pub fn sqlite_time(t: DateTime<Utc>) -> String {
     let mut s = String::with_capacity(20);
@@ -165,10 +168,7 @@ pub fn rows<'a>(
 /// and beside them the PostgreSQL and MySQL dumps of the restored state. Rewinding a copy costs a
 /// fraction of writing a second database. Needs nothing but the world, so it runs while the
 /// evidence is written; `finish_truth` adds the manifest afterwards.
-pub fn write_databases(
-    world: &World,
-    out: &Path,
-) -> Result<(Vec<(String, u64)>, Vec<(String, u64)>)> {
+pub fn write_databases(world: &World, out: &Path) -> Result<(RowCounts, RowCounts)> {
     std::thread::scope(|s| {
         let pg = s.spawn(|| {
             write_dump(
@@ -286,7 +286,7 @@ async fn open(path: &Path, create: bool) -> std::result::Result<SqliteConnection
         .await
 }
 
-async fn create_truth(world: &World, path: &Path) -> Result<Vec<(String, u64)>> {
+async fn create_truth(world: &World, path: &Path) -> Result<RowCounts> {
     remove_db(path)?;
     let db_err = |source| SimulateError::Database {
         path: path.to_path_buf(),
@@ -319,7 +319,7 @@ async fn create_truth(world: &World, path: &Path) -> Result<Vec<(String, u64)>> 
 /// Turns a copy of truth.db into the backup taken at the restore point: rows created since are
 /// removed, rows changed since get their values back. (The simulator's own output file; gapfill
 /// never deletes from a target database.)
-async fn rewind(world: &World, path: &Path) -> Result<Vec<(String, u64)>> {
+async fn rewind(world: &World, path: &Path) -> Result<RowCounts> {
     let db_err = |source| SimulateError::Database {
         path: path.to_path_buf(),
         source,
