@@ -17,7 +17,8 @@ use super::manifest::Source;
 use super::names::UNRELATED_EVENTS;
 use super::noise::{Noise, NoiseLevel};
 use super::rng::Rng;
-use super::world::{self, Change, Customer, Location, ResVersion, Reservation, Status, World};
+use super::vary;
+use super::world::{Change, Customer, Location, ResVersion, Reservation, Status, World};
 use super::{write_file, Ctx, Manifest, Result, Written};
 
 const PRODID: &str = "-//Google Inc//Google Calendar 70.9054//EN";
@@ -214,25 +215,9 @@ fn new_entry(
     uids: &mut BTreeSet<String>,
 ) -> Entry {
     let uid = new_uid(rng, uids);
-    let mut first_name = customer.first_name.clone();
-    if rng.chance(noise.nickname) && !customer.nicknames().is_empty() {
-        first_name = (*rng.pick(customer.nicknames())).to_string();
-    }
-    let mut last_name = customer.last_name.clone();
-    if rng.chance(noise.transliterate) {
-        first_name = world::ascii_fold(&first_name);
-        last_name = world::ascii_fold(&last_name);
-    }
-    if rng.chance(noise.typo) {
-        last_name = swap_adjacent(rng, &last_name);
-    }
-    let phone = customer.phone.as_ref().map(|p| {
-        if rng.chance(noise.phone_format) {
-            odd_phone(rng, p)
-        } else {
-            p.clone()
-        }
-    });
+    let first_name = vary::first_name(rng, noise, customer);
+    let last_name = vary::last_name(rng, noise, customer);
+    let phone = vary::phone(rng, noise, customer);
     let with_code = !rng.chance(noise.missing_code_text);
     let form = if !rng.chance(noise.tz_convention) {
         TimeForm::Zoned
@@ -260,72 +245,6 @@ fn new_uid(rng: &mut Rng, uids: &mut BTreeSet<String>) -> String {
             return uid;
         }
     }
-}
-
-/// Two neighbouring letters swapped, the commonest typing slip.
-fn swap_adjacent(rng: &mut Rng, s: &str) -> String {
-    let mut chars: Vec<char> = s.chars().collect();
-    let spots: Vec<usize> = (0..chars.len().saturating_sub(1))
-        .filter(|&i| {
-            chars[i].is_alphabetic()
-                && chars[i + 1].is_alphabetic()
-                && chars[i].to_lowercase().ne(chars[i + 1].to_lowercase())
-        })
-        .collect();
-    if spots.is_empty() {
-        return s.to_string();
-    }
-    let i = *rng.pick(&spots);
-    chars.swap(i, i + 1);
-    chars.into_iter().collect()
-}
-
-/// Calling codes of the simulated customers' countries.
-const CALLING_CODES: &[&str] = &["351", "49", "44", "81", "1"];
-
-/// The phone number as a person types it: national format, spaced, or with 00 for +.
-fn odd_phone(rng: &mut Rng, e164: &str) -> String {
-    let Some(digits) = e164.strip_prefix('+') else {
-        return e164.to_string();
-    };
-    let Some(cc) = CALLING_CODES
-        .iter()
-        .copied()
-        .find(|cc| digits.starts_with(cc))
-    else {
-        return format!("00{digits}");
-    };
-    let rest = &digits[cc.len()..];
-    match rng.below(3) {
-        0 => national_phone(cc, rest).unwrap_or_else(|| format!("00{digits}")),
-        1 => format!("+{cc} {}", groups(rest, 3)),
-        _ => format!("00{digits}"),
-    }
-}
-
-fn national_phone(cc: &str, rest: &str) -> Option<String> {
-    Some(match cc {
-        "351" => groups(rest, 3),
-        "49" => format!("0{} {}", rest.get(..3)?, rest.get(3..)?),
-        "44" => format!("0{} {}", rest.get(..4)?, rest.get(4..)?),
-        "81" => format!("0{}-{}-{}", rest.get(..2)?, rest.get(2..6)?, rest.get(6..)?),
-        "1" => format!(
-            "({}) {}-{}",
-            rest.get(..3)?,
-            rest.get(3..6)?,
-            rest.get(6..)?
-        ),
-        _ => return None,
-    })
-}
-
-fn groups(digits: &str, size: usize) -> String {
-    let chars: Vec<char> = digits.chars().collect();
-    chars
-        .chunks(size)
-        .map(|c| c.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// About three per location per 30 days: meetings, maintenance, inspections.
@@ -858,6 +777,7 @@ END:VTIMEZONE";
 mod tests {
     use super::*;
     use crate::simulate::manifest::Mention;
+    use crate::simulate::world;
     use chrono::{Datelike, NaiveDateTime, Offset, Weekday};
     use std::collections::BTreeMap;
     use std::sync::OnceLock;
@@ -1250,26 +1170,6 @@ mod tests {
     #[test]
     fn text_values_are_escaped() {
         assert_eq!(text("a,b;c\\d\ne"), "a\\,b\\;c\\\\d\\ne");
-    }
-
-    #[test]
-    fn odd_phones_keep_the_subscriber_digits() {
-        let mut rng = Rng::new(1);
-        for e164 in [
-            "+351912345678",
-            "+4915112345678",
-            "+447123456789",
-            "+12125550123",
-            "+819012345678",
-        ] {
-            let subscriber = &e164[e164.len() - 7..];
-            for _ in 0..20 {
-                let odd = odd_phone(&mut rng, e164);
-                assert_ne!(odd, e164);
-                let digits: String = odd.chars().filter(char::is_ascii_digit).collect();
-                assert!(digits.ends_with(subscriber), "{e164} became {odd}");
-            }
-        }
     }
 
     /// The day of month of the `n`th (negative: from the end) `weekday` of a month.

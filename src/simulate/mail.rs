@@ -24,7 +24,8 @@ use super::manifest::Source;
 use super::names;
 use super::noise::Noise;
 use super::rng::{Rng, BASE62};
-use super::world::{self, Change, Customer, Payment, PaymentKind, ResVersion, Reservation, World};
+use super::vary;
+use super::world::{Change, Customer, Payment, PaymentKind, ResVersion, Reservation, World};
 use super::{io_err, Ctx, Manifest, Result, Written};
 
 const INBOX: &str = "bookings@rentico.example";
@@ -469,54 +470,20 @@ impl<'a> Mailer<'a> {
     // ---- Names as people and templates write them ----
 
     fn noisy_first(&self, rng: &mut Rng, c: &Customer) -> String {
-        let mut name = c.first_name.clone();
-        if rng.chance(self.noise.nickname) && !c.nicknames().is_empty() {
-            name = rng.pick(c.nicknames()).to_string();
-        }
-        if rng.chance(self.noise.transliterate) {
-            name = fold(&name);
-        }
-        if rng.chance(self.noise.typo) {
-            name = typo(rng, &name);
-        }
-        name
+        vary::first_name(rng, self.noise, c)
     }
 
     fn noisy_full(&self, rng: &mut Rng, c: &Customer) -> String {
-        let first = self.noisy_first(rng, c);
-        let mut last = c.last_name.clone();
-        if rng.chance(self.noise.transliterate) {
-            last = fold(&last);
-        }
-        if rng.chance(self.noise.typo) {
-            last = typo(rng, &last);
-        }
-        format!("{first} {last}")
+        vary::full_name(rng, self.noise, c)
     }
 
     fn phone(&self, rng: &mut Rng, c: &Customer) -> Option<String> {
-        let p = c.phone.as_deref()?;
-        Some(if rng.chance(self.noise.phone_format) {
-            odd_phone(rng, p)
-        } else {
-            p.to_string()
-        })
+        vary::phone(rng, self.noise, c)
     }
 
     /// The address a customer writes from: now and then with other capitals than on file.
     fn sender_email(&self, rng: &mut Rng, email: &str) -> String {
-        if !rng.chance(self.noise.email_variant) {
-            return email.to_string();
-        }
-        let mut up = true;
-        email
-            .chars()
-            .map(|ch| {
-                let out = if up { ch.to_ascii_uppercase() } else { ch };
-                up = matches!(ch, '.' | '@');
-                out
-            })
-            .collect()
+        vary::email(rng, self.noise, email)
     }
 
     // ---- The booking system's mail ----
@@ -1970,68 +1937,6 @@ fn wrap(text: &str, width: usize) -> String {
     out
 }
 
-/// Accents dropped the way `world::ascii_fold` does, keeping a capital a capital (Ł → L).
-fn fold(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        let folded = world::ascii_fold(&c.to_string());
-        let mut chars = folded.chars();
-        match chars.next() {
-            Some(first) if c.is_uppercase() => {
-                out.extend(first.to_uppercase());
-                out.extend(chars);
-            }
-            _ => out.push_str(&folded),
-        }
-    }
-    out
-}
-
-/// A slip of the keyboard: two letters swapped, or one dropped.
-fn typo(rng: &mut Rng, s: &str) -> String {
-    let mut chars: Vec<char> = s.chars().collect();
-    if chars.len() < 3 {
-        return s.to_string();
-    }
-    let i = 1 + rng.below(chars.len() as u64 - 2) as usize;
-    if rng.chance(0.5) && chars[i] != chars[i + 1] {
-        chars.swap(i, i + 1);
-    } else {
-        chars.remove(i);
-    }
-    chars.into_iter().collect()
-}
-
-/// A phone number as a person types it rather than as the application stores it.
-fn odd_phone(rng: &mut Rng, e164: &str) -> String {
-    let Some(digits) = e164.strip_prefix('+') else {
-        return e164.to_string();
-    };
-    let Some(cc) = ["351", "49", "44", "81", "1"]
-        .into_iter()
-        .find(|cc| digits.starts_with(cc))
-    else {
-        return format!("00{digits}");
-    };
-    let rest = &digits[cc.len()..];
-    let spaced = |d: &str| {
-        d.as_bytes()
-            .chunks(3)
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    match rng.below(3) {
-        0 => format!("+{cc} {}", spaced(rest)),
-        1 => format!("00{digits}"),
-        _ => match (cc, rest.len()) {
-            ("1", 10) => format!("({}) {}-{}", &rest[..3], &rest[3..6], &rest[6..]),
-            ("351", _) => spaced(rest),
-            _ => format!("0{rest}"),
-        },
-    }
-}
-
 /// A rendered message.
 struct Msg {
     sender: String,
@@ -2091,6 +1996,7 @@ fn write_escaped(
 mod tests {
     use super::*;
     use crate::simulate::noise::NoiseLevel;
+    use crate::simulate::world;
     use crate::simulate::Mention;
     use chrono::NaiveDateTime;
     use std::collections::{BTreeMap, BTreeSet};

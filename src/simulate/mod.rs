@@ -13,6 +13,7 @@ pub mod names;
 pub mod noise;
 pub mod rng;
 pub mod stripe;
+pub mod vary;
 pub mod world;
 
 use std::path::{Path, PathBuf};

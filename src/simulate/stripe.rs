@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::names::minor_per_major;
 use super::rng::{Rng, BASE62};
+use super::vary;
 use super::world::{Card, Customer, Payer, Payment, PaymentKind, World};
 use super::{io_err, write_file, Ctx, Manifest, Result, SimulateError, Source, Written};
 
@@ -156,26 +157,9 @@ fn charge_json(a: &Attempt, rng: &mut Rng) -> Value {
 
 fn customer_json(c: &Customer, rng: &mut Rng, ctx: &Ctx) -> Value {
     // Customers type their own names and numbers into Checkout.
-    let mut first = c.first_name.clone();
-    if rng.chance(ctx.noise.nickname) && !c.nicknames().is_empty() {
-        first = rng.pick(c.nicknames()).to_string();
-    }
-    let mut name = format!("{first} {}", c.last_name);
-    if rng.chance(ctx.noise.transliterate) {
-        name = super::world::ascii_fold(&name);
-    }
-    let email = if rng.chance(ctx.noise.email_variant) {
-        capitalise_email(&c.email)
-    } else {
-        c.email.clone()
-    };
-    let phone = c.phone.as_ref().map(|p| {
-        if rng.chance(ctx.noise.phone_format) {
-            spaced_phone(p)
-        } else {
-            p.clone()
-        }
-    });
+    let name = vary::full_name(rng, ctx.noise, c);
+    let email = vary::email(rng, ctx.noise, &c.email);
+    let phone = vary::phone(rng, ctx.noise, c);
     json!({
         "id": c.stripe_customer_id,
         "object": "customer",
@@ -196,39 +180,6 @@ fn customer_json(c: &Customer, rng: &mut Rng, ctx: &Ctx) -> Value {
         "shipping": null,
         "tax_exempt": "none"
     })
-}
-
-/// "John.Smith@Gmail.com" for "john.smith@gmail.com": the same mailbox, typed differently.
-fn capitalise_email(email: &str) -> String {
-    let mut out = String::with_capacity(email.len());
-    let mut up = true;
-    for ch in email.chars() {
-        out.extend(if up {
-            ch.to_uppercase().collect::<Vec<_>>()
-        } else {
-            vec![ch]
-        });
-        up = matches!(ch, '.' | '@');
-    }
-    out
-}
-
-/// "+351 912 345 678" for "+351912345678".
-fn spaced_phone(e164: &str) -> String {
-    let digits: Vec<char> = e164.chars().skip(1).collect();
-    let cc = match digits.first() {
-        Some('1') | Some('7') => 1,
-        _ => {
-            if digits.len() > 11 {
-                3
-            } else {
-                2
-            }
-        }
-    };
-    let (head, rest) = digits.split_at(cc.min(digits.len()));
-    let groups: Vec<String> = rest.chunks(3).map(|c| c.iter().collect()).collect();
-    format!("+{} {}", head.iter().collect::<String>(), groups.join(" "))
 }
 
 pub fn write(ctx: &Ctx, dir: &Path, manifest: &mut Manifest) -> Result<Written> {
@@ -648,16 +599,6 @@ mod tests {
         assert_eq!(major_units(12345, "EUR"), "123.45");
         assert_eq!(major_units(5, "USD"), "0.05");
         assert_eq!(major_units(12000, "JPY"), "12000");
-    }
-
-    #[test]
-    fn phones_and_emails_vary_but_keep_their_digits_and_mailbox() {
-        assert_eq!(spaced_phone("+351912345678"), "+351 912 345 678");
-        assert_eq!(spaced_phone("+12125550123"), "+1 212 555 012 3");
-        assert_eq!(
-            capitalise_email("john.smith@gmail.com"),
-            "John.Smith@Gmail.Com"
-        );
     }
 
     #[test]
