@@ -164,37 +164,28 @@ pub fn rows<'a>(
     }
 }
 
-/// truth.db's reference tables, then restored.db as a copy of it rewound to the restore point,
-/// and beside them the PostgreSQL and MySQL dumps of the restored state. Rewinding a copy costs a
-/// fraction of writing a second database. Needs nothing but the world, so it runs while the
-/// evidence is written; `finish_truth` adds the manifest afterwards.
+/// truth.db's reference tables, then restored.db as a copy of it rewound to the restore point:
+/// rewinding a copy costs a fraction of writing a second database. Needs nothing but the world,
+/// so it runs while the evidence is written; `finish_truth` adds the manifest afterwards.
 pub fn write_databases(world: &World, out: &Path) -> Result<(RowCounts, RowCounts)> {
-    std::thread::scope(|s| {
-        let pg = s.spawn(|| {
-            write_dump(
-                world,
-                &out.join("restored.postgres.sql"),
-                world.restore_point,
-                Dialect::Postgres,
-            )
-        });
-        let my = s.spawn(|| {
-            write_dump(
-                world,
-                &out.join("restored.mysql.sql"),
-                world.restore_point,
-                Dialect::Mysql,
-            )
-        });
-        let (truth, restored) = (out.join("truth.db"), out.join("restored.db"));
-        let truth_rows = blocking(&truth, create_truth(world, &truth))?;
-        remove_db(&restored)?;
-        std::fs::copy(&truth, &restored).map_err(io_err(&restored))?;
-        let restored_rows = blocking(&restored, rewind(world, &restored))?;
-        join(pg)?;
-        join(my)?;
-        Ok((truth_rows, restored_rows))
-    })
+    let (truth, restored) = (out.join("truth.db"), out.join("restored.db"));
+    let truth_rows = blocking(&truth, create_truth(world, &truth))?;
+    remove_db(&restored)?;
+    std::fs::copy(&truth, &restored).map_err(io_err(&restored))?;
+    let restored_rows = blocking(&restored, rewind(world, &restored))?;
+    Ok((truth_rows, restored_rows))
+}
+
+/// The restored state as PostgreSQL and MySQL dumps.
+pub fn write_dumps(world: &World, out: &Path) -> Result<()> {
+    let pg = out.join("restored.postgres.sql");
+    write_dump(world, &pg, world.restore_point, Dialect::Postgres)?;
+    write_dump(
+        world,
+        &out.join("restored.mysql.sql"),
+        world.restore_point,
+        Dialect::Mysql,
+    )
 }
 
 /// Adds the incident's facts and which rows the evidence mentions to truth.db.

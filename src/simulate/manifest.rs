@@ -54,10 +54,6 @@ impl Manifest {
         });
     }
 
-    pub fn merge(&mut self, other: Manifest) {
-        self.mentions.extend(other.mentions);
-    }
-
     /// The mentions in a stable order, duplicates removed.
     pub fn into_sorted(mut self) -> Vec<Mention> {
         self.mentions.sort();
