@@ -107,3 +107,37 @@ fn bad_options_are_refused_with_a_message() {
     ]);
     assert_eq!(out.status.code(), Some(2), "clap's usage error");
 }
+
+#[test]
+fn an_earlier_incident_is_replaced_but_a_foreign_folder_is_refused() {
+    let (_dir, out) = incident(5, 40, "medium");
+    assert!(
+        out.join("evidence/calendar/older").is_dir(),
+        "medium noise writes an older snapshot"
+    );
+    gapfill_ok(&[
+        "simulate",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--reservations",
+        "40",
+        "--noise",
+        "low",
+    ]);
+    assert!(
+        !out.join("evidence/calendar/older").exists(),
+        "a stale snapshot survived the new incident"
+    );
+
+    let foreign = tempfile::tempdir().unwrap();
+    std::fs::write(foreign.path().join("notes.txt"), "keep me").unwrap();
+    let r = gapfill(&["simulate", "--out", foreign.path().to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr)
+        .contains("is not empty and holds no earlier simulated incident"));
+    assert_eq!(
+        std::fs::read_to_string(foreign.path().join("notes.txt")).unwrap(),
+        "keep me"
+    );
+}

@@ -107,7 +107,7 @@ pub fn run(opts: &Options) -> Result<Summary> {
             "--gap-days must be between 1 and 365".into(),
         ));
     }
-    std::fs::create_dir_all(&opts.out).map_err(io_err(&opts.out))?;
+    prepare_out(&opts.out)?;
     let started = std::time::Instant::now();
     let noise = Noise::new(opts.noise);
     let world = world::generate(&world::Params {
@@ -127,7 +127,7 @@ pub fn run(opts: &Options) -> Result<Summary> {
     // Two threads that share nothing but the read-only world: the SQLite databases on one, the
     // evidence and the dumps on the other. More threads only made them fight over two cores and
     // slowed the databases, the longest path.
-    let ((truth_rows, restored_rows), stripe, calendar, mail, mut manifest) =
+    let ((truth_rows, restored_rows), stripe, calendar, mail, manifest) =
         std::thread::scope(|s| {
             let databases =
                 s.spawn(|| timed("databases", || db::write_databases(&world, &opts.out)));
@@ -146,7 +146,7 @@ pub fn run(opts: &Options) -> Result<Summary> {
             timings.extend([stripe.1, calendar.1, mail.1, dumps.1, databases.1]);
             Ok::<_, SimulateError>((databases.0, stripe.0, calendar.0, mail.0, manifest))
         })?;
-    let mentions = std::mem::take(&mut manifest).into_sorted();
+    let mentions = manifest.into_sorted();
     write_manifest_csv(&opts.out.join("manifest.csv"), &mentions)?;
     let finish = timed("manifest", || {
         db::finish_truth(&world, &opts.out, &mentions, opts)
@@ -173,6 +173,33 @@ pub fn run(opts: &Options) -> Result<Summary> {
         mail,
         mentions: mentions.len() as u64,
     })
+}
+
+/// The first line of every gapfill.toml the simulator writes: how a folder is recognised as an
+/// earlier incident that may be replaced.
+const CONFIG_MARK: &str = "# An incident written by `gapfill simulate";
+
+/// Makes `out` ready: created when missing; an earlier incident's files removed, so that nothing
+/// stale (an older calendar snapshot, say) mixes with the new one; any other non-empty folder
+/// refused rather than written into.
+fn prepare_out(out: &Path) -> Result<()> {
+    let has_entries = std::fs::read_dir(out)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if has_entries {
+        let config = std::fs::read_to_string(out.join("gapfill.toml")).unwrap_or_default();
+        if !config.starts_with(CONFIG_MARK) {
+            return Err(SimulateError::Option(format!(
+                "--out {} is not empty and holds no earlier simulated incident; choose a new or empty folder",
+                out.display()
+            )));
+        }
+        let evidence = out.join("evidence");
+        if evidence.exists() {
+            std::fs::remove_dir_all(&evidence).map_err(io_err(&evidence))?;
+        }
+    }
+    std::fs::create_dir_all(out).map_err(io_err(out))
 }
 
 /// Runs a stage and returns its result with its wall time, for `--timings`.
@@ -210,7 +237,7 @@ fn write_manifest_csv(path: &Path, mentions: &[Mention]) -> Result<()> {
 
 fn write_config(path: &Path, opts: &Options, world: &World) -> Result<()> {
     let text = format!(
-        "# An incident written by `gapfill simulate --seed {seed} --reservations {n} --gap-days {gap} --noise {noise}`.\n\
+        "{CONFIG_MARK} --seed {seed} --reservations {n} --gap-days {gap} --noise {noise}`.\n\
          # Paths are relative to this file.\n\
          \n\
          # The restored backup: the state at the restore point.\n\
