@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use gapfill::evaluate;
 use gapfill::simulate::{self, NoiseLevel};
 
 // Generating and matching millions of small records is allocation-bound; glibc's malloc made up a
 // fifth of the simulator's time.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use gapfill::evaluate;
 
 /// Reconstruct a database after a disaster from Stripe, calendar and email evidence.
 #[derive(Parser)]
@@ -36,7 +36,7 @@ enum Format {
 enum Command {
     /// Write a complete simulated incident for the reference schema (examples/car-rental).
     Simulate {
-        /// Folder to write the incident into (created if missing; its gapfill files are replaced).
+        /// Folder to write the incident into: new, empty, or an earlier incident to replace.
         #[arg(long)]
         out: PathBuf,
         /// The same seed gives byte-identical files.
