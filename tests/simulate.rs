@@ -105,7 +105,13 @@ fn bad_options_are_refused_with_a_message() {
         "--noise",
         "extreme",
     ]);
-    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a usage error is an error; 2 means differences found"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'extreme'"));
+    assert_eq!(gapfill(&["--help"]).status.code(), Some(0));
 }
 
 #[test]
