@@ -60,7 +60,8 @@ fn opt_text(s: &Option<String>) -> Value {
     s.as_ref().map_or(Value::Null, |s| Value::Text(s.clone()))
 }
 
-/// The rows of `table` as the application's database held them at `t`, in primary-key order.
+/// The rows of `table` as the application's database held them at `t` (everything that happened
+/// strictly before `t`), in primary-key order.
 pub fn rows<'a>(
     world: &'a World,
     table: &Table,
@@ -72,7 +73,7 @@ pub fn rows<'a>(
             world
                 .locations
                 .iter()
-                .filter(move |l| l.created_at <= t)
+                .filter(move |l| l.created_at < t)
                 .map(|l| {
                     let s = l.spec;
                     vec![
@@ -92,7 +93,7 @@ pub fn rows<'a>(
             world
                 .vehicles
                 .iter()
-                .filter(move |v| v.created_at <= t)
+                .filter(move |v| v.created_at < t)
                 .map(|v| {
                     vec![
                         Int(v.id),
@@ -111,7 +112,7 @@ pub fn rows<'a>(
             world
                 .customers
                 .iter()
-                .filter(move |c| c.created_at <= t)
+                .filter(move |c| c.created_at < t)
                 .map(|c| {
                     vec![
                         Int(c.id),
@@ -142,7 +143,7 @@ pub fn rows<'a>(
                 Time(v.at),
             ])
         })),
-        "payments" => Box::new(world.payments.iter().filter(move |p| p.paid_at <= t).map(
+        "payments" => Box::new(world.payments.iter().filter(move |p| p.paid_at < t).map(
             move |p| {
                 vec![
                     Int(p.id),
@@ -561,6 +562,33 @@ fn write_dump(world: &World, path: &Path, t: DateTime<Utc>, dialect: Dialect) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simulate::{noise::NoiseLevel, world, Noise};
+
+    #[test]
+    fn a_row_made_at_the_restore_point_is_in_the_gap_not_in_the_backup() {
+        let mut w = world::generate(&world::Params {
+            seed: 4,
+            noise: Noise::new(NoiseLevel::Low),
+            gap_reservations: 50,
+            gap_days: 20,
+            incident_at: world::default_incident_at(),
+        });
+        let p = w
+            .payments
+            .iter()
+            .find(|p| w.in_gap(p.paid_at))
+            .unwrap()
+            .clone();
+        w.restore_point = p.paid_at;
+        assert!(w.in_gap(p.paid_at));
+        let payments = reference::table("payments").unwrap();
+        let in_backup = rows(&w, payments, w.restore_point).any(|r| r[0] == Value::Int(p.id));
+        assert!(
+            !in_backup,
+            "payment {} made at the restore point is in the backup too",
+            p.id
+        );
+    }
 
     #[test]
     fn literals_are_quoted_per_dialect() {

@@ -110,9 +110,10 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// The reservation as the database held it at `t`, if it existed then.
+    /// The reservation as the database held it at `t`, if it existed then. The state at `t` is
+    /// everything that happened strictly before it, matching the gap [restore point, incident).
     pub fn at(&self, t: DateTime<Utc>) -> Option<&ResVersion> {
-        self.versions.iter().rev().find(|v| v.at <= t)
+        self.versions.iter().rev().find(|v| v.at < t)
     }
     pub fn latest(&self) -> &ResVersion {
         self.versions
@@ -206,7 +207,7 @@ impl Payment {
     pub fn refunded_at(&self, t: DateTime<Utc>) -> i64 {
         self.refunds
             .iter()
-            .filter(|r| r.at <= t)
+            .filter(|r| r.at < t)
             .map(|r| r.amount_minor)
             .sum()
     }
@@ -220,7 +221,7 @@ impl Payment {
     pub fn updated_at(&self, t: DateTime<Utc>) -> DateTime<Utc> {
         self.refunds
             .iter()
-            .filter(|r| r.at <= t)
+            .filter(|r| r.at < t)
             .map(|r| r.at)
             .max()
             .unwrap_or(self.paid_at)
