@@ -16,7 +16,8 @@ use crate::reference::{self, Kind, Table};
 pub type Val = Option<String>;
 
 pub struct Loaded {
-    rows: Vec<Vec<Val>>,
+    /// Rows with their primary keys, in primary-key order.
+    rows: Vec<(i64, Vec<Val>)>,
     by_pk: HashMap<i64, usize>,
 }
 
@@ -25,16 +26,11 @@ impl Loaded {
         self.rows.len()
     }
     pub fn get(&self, pk: i64) -> Option<&[Val]> {
-        self.by_pk.get(&pk).map(|i| self.rows[*i].as_slice())
+        self.by_pk.get(&pk).map(|i| self.rows[*i].1.as_slice())
     }
     /// Rows with their primary keys, in primary-key order.
     pub fn iter(&self) -> impl Iterator<Item = (i64, &[Val])> {
-        self.rows.iter().map(|r| {
-            (
-                r[0].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0),
-                r.as_slice(),
-            )
-        })
+        self.rows.iter().map(|(pk, r)| (*pk, r.as_slice()))
     }
 }
 
@@ -131,10 +127,18 @@ pub async fn table(
                 _ => v,
             }));
         }
-        if let Some(pk) = vals[0].as_deref().and_then(|v| v.parse::<i64>().ok()) {
-            by_pk.insert(pk, rows.len());
-        }
-        rows.push(vals);
+        // Every row must be addressable: a key the alignment cannot name would be silently lost.
+        let Some(pk) = vals[0].as_deref().and_then(|v| v.parse::<i64>().ok()) else {
+            return Err(EvaluateError::Read {
+                what: format!("table {} of {}", table.name, redact(url)),
+                message: format!(
+                    "a row has id {:?}; the reference schema's ids are integers",
+                    vals[0].as_deref().unwrap_or("NULL")
+                ),
+            });
+        };
+        by_pk.insert(pk, rows.len());
+        rows.push((pk, vals));
     }
     Ok(Loaded { rows, by_pk })
 }
