@@ -4,5 +4,6 @@
 
 pub mod dburl;
 pub mod evaluate;
+pub mod evidence;
 pub mod reference;
 pub mod simulate;
