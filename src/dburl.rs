@@ -79,7 +79,21 @@ pub async fn connect_read_only(url: &str) -> Result<AnyConnection, UrlError> {
     let opts = AnyConnectOptions::from_str(&url_for_driver)
         .map_err(fail)?
         .disable_statement_logging();
-    opts.connect().await.map_err(fail)
+    let mut conn = opts.connect().await.map_err(fail)?;
+    // Every statement on this connection is read-only, not only those inside the baseline's
+    // transaction: planning and drift must never write (invariant 1).
+    let read_only = match dialect {
+        Dialect::Postgres => Some("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"),
+        Dialect::Mysql => Some("SET SESSION TRANSACTION READ ONLY"),
+        Dialect::Sqlite => None,
+    };
+    if let Some(sql) = read_only {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .map_err(fail)?;
+    }
+    Ok(conn)
 }
 
 /// Driver messages sometimes echo the URL; make sure a password never survives in them.

@@ -2,8 +2,11 @@
 //!
 //! See ARCHITECTURE.md for the map of modules.
 
+pub mod baseline;
 pub mod dburl;
 pub mod evaluate;
 pub mod evidence;
+pub mod mapping;
 pub mod reference;
+pub mod schema;
 pub mod simulate;

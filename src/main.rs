@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use gapfill::evaluate;
+use gapfill::mapping::{self, Mapping, MappingError, Severity};
 use gapfill::simulate::{self, NoiseLevel};
+use gapfill::{dburl, evaluate, schema};
 
 // Generating and matching millions of small records is allocation-bound; glibc's malloc made up a
 // fifth of the simulator's time.
@@ -67,6 +68,22 @@ enum Command {
         db: String,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Draft a mapping file from a live database's schema.
+    Init {
+        /// The database whose schema to read: sqlite://PATH, postgres://… or mysql://…
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        db: String,
+        /// Where to write the draft; standard output when absent. An existing file is not replaced.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Validate a mapping file against a live database's schema.
+    Check {
+        #[arg(long)]
+        mapping: PathBuf,
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        db: String,
     },
 }
 
@@ -149,5 +166,72 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Init { db, out } => {
+            let schema = block_on(introspect(&db))??;
+            let draft = mapping::init::draft(&schema, &dburl::redact(&db));
+            match out {
+                None => print(&draft)?,
+                Some(path) => {
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
+                        .with_context(|| {
+                            format!(
+                                "cannot create {} (an existing mapping is never replaced; choose another name)",
+                                path.display()
+                            )
+                        })?;
+                    f.write_all(draft.as_bytes())?;
+                    if !cli.quiet {
+                        eprintln!(
+                            "wrote {}: confirm every `guess`, then run `gapfill check --mapping {} --db …`",
+                            path.display(),
+                            path.display()
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { mapping, db } => {
+            let problems = match Mapping::load(&mapping) {
+                Ok(loaded) => {
+                    let schema = block_on(introspect(&db))??;
+                    mapping::check::against(&loaded.mapping, &loaded.locator, &schema)
+                }
+                Err(MappingError::Invalid(problems)) => problems,
+                Err(e) => return Err(e.into()),
+            };
+            for p in &problems {
+                println!("{p}");
+            }
+            let errors = problems
+                .iter()
+                .filter(|p| p.severity == Severity::Error)
+                .count();
+            let warnings = problems.len() - errors;
+            if errors > 0 {
+                println!(
+                    "{}: {errors} error(s), {warnings} warning(s); nothing was matched",
+                    mapping.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            if !cli.quiet {
+                println!(
+                    "{}: fits {} ({warnings} warning(s))",
+                    mapping.display(),
+                    dburl::redact(&db),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+async fn introspect(url: &str) -> anyhow::Result<schema::Schema> {
+    let dialect = dburl::Dialect::of(url)?;
+    let mut conn = dburl::connect_read_only(url).await?;
+    Ok(schema::introspect(&mut conn, dialect).await?)
 }

@@ -67,3 +67,113 @@ pub fn sqlite_url(path: &Path) -> String {
 pub fn tables(report: &serde_json::Value) -> serde_json::Value {
     report["tables"].clone()
 }
+
+pub fn server(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) => Some(url.trim_end_matches('/').to_string()),
+        Err(_) if std::env::var_os("GAPFILL_REQUIRE_DATABASES").is_some() => {
+            panic!("{var} is not set")
+        }
+        Err(_) => {
+            eprintln!("skipping: {var} is not set (scripts/test.sh sets it)");
+            None
+        }
+    }
+}
+
+pub fn unique_name(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("gapfill_test_{tag}_{}_{nanos}", std::process::id())
+}
+
+pub fn run(cmd: &mut Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Drops the test database however the test ends.
+pub struct Dropper(pub Box<dyn Fn()>);
+impl Drop for Dropper {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+/// host, port, user of a mysql://user@host:port URL, for the command-line client.
+pub fn mysql_parts(url: &str) -> (String, String, String) {
+    let rest = url
+        .trim_start_matches("mysql://")
+        .trim_start_matches("mariadb://");
+    let (user, hostport) = rest.split_once('@').unwrap_or(("root", rest));
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
+    (host.to_string(), port.to_string(), user.to_string())
+}
+
+/// A new PostgreSQL database on the test server with `sql` loaded, dropped when the guard goes.
+pub fn postgres_db(base: &str, tag: &str, sql: &Path) -> (String, Dropper) {
+    let name = unique_name(tag);
+    let admin = format!("{base}/postgres");
+    run(Command::new("psql").args([
+        admin.as_str(),
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        &format!("CREATE DATABASE {name}"),
+    ]));
+    let drop_name = name.clone();
+    let guard = Dropper(Box::new(move || {
+        let _ = Command::new("psql")
+            .args([
+                admin.as_str(),
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {drop_name} WITH (FORCE)"),
+            ])
+            .output();
+    }));
+    let url = format!("{base}/{name}");
+    run(Command::new("psql").args([
+        url.as_str(),
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-f",
+        sql.to_str().unwrap(),
+    ]));
+    (url, guard)
+}
+
+/// A new MariaDB database on the test server with `sql` loaded, dropped when the guard goes.
+pub fn mysql_db(base: &str, tag: &str, sql: &Path) -> (String, Dropper) {
+    let name = unique_name(tag);
+    let (host, port, user) = mysql_parts(base);
+    let client = move || {
+        let mut c = Command::new("mariadb");
+        c.args(["--protocol=tcp", "-h", &host, "-P", &port, "-u", &user]);
+        c
+    };
+    run(client().args([
+        "-e",
+        &format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"),
+    ]));
+    let drop_client = client.clone();
+    let drop_name = name.clone();
+    let guard = Dropper(Box::new(move || {
+        let _ = drop_client()
+            .args(["-e", &format!("DROP DATABASE IF EXISTS {drop_name}")])
+            .output();
+    }));
+    let dump = std::fs::File::open(sql).unwrap();
+    run(client().arg(&name).stdin(dump));
+    (format!("{base}/{name}"), guard)
+}

@@ -1,0 +1,580 @@
+//! Finding what is wrong with a mapping before any matching runs: first its shape on its own
+//! ([`shape`]), then against the live schema ([`against`]). Every problem is located in the file
+//! and says what to do.
+
+use toml::Spanned;
+
+use super::{
+    parse_duration, ColumnMap, Entity, Locator, Mapping, Method, Name, NewKey, Problem, Severity,
+    Transform, SOURCE_KINDS,
+};
+use crate::schema::{Schema, Table, TypeClass};
+
+struct Report<'a> {
+    locator: &'a Locator,
+    problems: Vec<Problem>,
+}
+
+impl Report<'_> {
+    fn error<T>(&mut self, at: &Spanned<T>, message: String) {
+        self.problems.push(
+            self.locator
+                .problem(at.span().start, Severity::Error, message),
+        );
+    }
+
+    fn warning<T>(&mut self, at: &Spanned<T>, message: String) {
+        self.problems.push(
+            self.locator
+                .problem(at.span().start, Severity::Warning, message),
+        );
+    }
+}
+
+/// "did you mean …?" for a misspelt name, when one candidate is close.
+fn suggest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    let best = candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(wrong, c), c))
+        .filter(|(score, _)| *score > 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, c)) => format!(" (did you mean \"{c}\"?)"),
+        None => String::new(),
+    }
+}
+
+/// Checks that need no database: versions, references between entities, thresholds, durations,
+/// zones, source names, and that each column says where its value comes from exactly once.
+pub fn shape(m: &Mapping, locator: &Locator) -> Vec<Problem> {
+    let mut r = Report {
+        locator,
+        problems: Vec::new(),
+    };
+    if *m.version.get_ref() != 1 {
+        r.error(
+            &m.version,
+            format!(
+                "mapping version {} is not supported; this gapfill reads version 1",
+                m.version.get_ref()
+            ),
+        );
+    }
+    if m.restore_point.columns.is_empty() {
+        r.problems.push(locator.problem(
+            0,
+            Severity::Error,
+            "restore_point.columns is empty; name the timestamp columns (table.column) whose newest value marks the backup".into(),
+        ));
+    }
+    for c in &m.restore_point.columns {
+        if c.get_ref().split_once('.').is_none() {
+            r.error(
+                c,
+                format!(
+                    "\"{}\" is not table.column; write the table and the column, as in \"reservations.updated_at\"",
+                    c.get_ref()
+                ),
+            );
+        }
+    }
+    if let Some(o) = &m.restore_point.overlap {
+        duration(&mut r, o);
+    }
+    source_names(&mut r, &m.precedence.default);
+    for name in m.sources.keys() {
+        if !SOURCE_KINDS.contains(&name.get_ref().as_str()) {
+            r.error(
+                name,
+                format!(
+                    "unknown source \"{}\"{}; sources are {}",
+                    name.get_ref(),
+                    suggest(name.get_ref(), SOURCE_KINDS),
+                    SOURCE_KINDS.join(", ")
+                ),
+            );
+        }
+    }
+    let entity_names: Vec<&str> = m.entities.keys().map(|k| k.get_ref().as_str()).collect();
+    for (name, e) in &m.entities {
+        entity_shape(&mut r, name, e, &entity_names);
+    }
+    cycles(&mut r, m);
+    r.problems
+}
+
+fn duration(r: &mut Report, d: &Spanned<String>) {
+    if parse_duration(d.get_ref()).is_none() {
+        r.error(
+            d,
+            format!(
+                "\"{}\" is not a duration; write a number and a unit: \"90m\", \"6h\", \"2d\", \"1w\"",
+                d.get_ref()
+            ),
+        );
+    }
+}
+
+fn source_names(r: &mut Report, names: &[Name]) {
+    for s in names {
+        if !SOURCE_KINDS.contains(&s.get_ref().as_str()) {
+            r.error(
+                s,
+                format!(
+                    "unknown source \"{}\"{}; sources are {}",
+                    s.get_ref(),
+                    suggest(s.get_ref(), SOURCE_KINDS),
+                    SOURCE_KINDS.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+fn entity_shape(r: &mut Report, name: &Name, e: &Entity, entities: &[&str]) {
+    for source in e.feeds.keys() {
+        source_names(r, std::slice::from_ref(source));
+    }
+    for (col, c) in &e.columns {
+        let given = [
+            c.from.is_some(),
+            c.value.is_some(),
+            c.entity.is_some(),
+            c.lookup.is_some(),
+            c.generate.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if given != 1 {
+            r.error(
+                col,
+                format!(
+                    "column \"{}\" of entity \"{}\" must say where its value comes from exactly once (one of from, value, entity, lookup, generate); it gives {given}",
+                    col.get_ref(),
+                    name.get_ref()
+                ),
+            );
+        }
+        if let Some(target) = &c.entity {
+            if !entities.contains(&target.get_ref().as_str()) {
+                r.error(
+                    target,
+                    format!(
+                        "entity \"{}\" is not defined in this mapping{}; define [entities.{}] or use a lookup",
+                        target.get_ref(),
+                        suggest(target.get_ref(), entities.iter().copied()),
+                        target.get_ref()
+                    ),
+                );
+            }
+        }
+        if let Some(t) = &c.transform {
+            if c.from.is_none() && c.lookup.is_none() {
+                r.error(
+                    t,
+                    format!(
+                        "transform \"{}\" needs a value to work on; add `from = \"<evidence field>\"`",
+                        t.get_ref().as_str()
+                    ),
+                );
+            }
+        }
+        if let Some(z) = &c.zone {
+            if z.get_ref().parse::<chrono_tz::Tz>().is_err() {
+                r.error(
+                    z,
+                    format!(
+                        "\"{}\" is not an IANA time zone; write a name such as \"Europe/Berlin\" or \"America/Los_Angeles\"",
+                        z.get_ref()
+                    ),
+                );
+            }
+        }
+        source_names(r, &c.precedence);
+    }
+    if let Some(m) = &e.matching {
+        let (accept, review) = (*m.accept.get_ref(), *m.review.get_ref());
+        for (t, v) in [(&m.accept, accept), (&m.review, review)] {
+            if !(0.0..=1.0).contains(&v) {
+                r.error(
+                    t,
+                    format!("threshold {v} is not a probability; use a number from 0 to 1"),
+                );
+            }
+        }
+        if review > accept {
+            r.error(
+                &m.review,
+                format!(
+                    "review threshold {review} is above the accept threshold {accept}: nothing could ever go to review; make review lower than accept"
+                ),
+            );
+        }
+        if m.blocking.is_empty() || m.blocking.iter().any(Vec::is_empty) {
+            r.error(
+                name,
+                format!(
+                    "entity \"{}\" has an empty blocking rule; every rule names at least one evidence field, or matching would compare everything with everything",
+                    name.get_ref()
+                ),
+            );
+        }
+        for c in &m.compare {
+            match (c.method.get_ref(), &c.within) {
+                (Method::Time, None) => r.error(
+                    &c.method,
+                    "method \"time\" needs `within`, the largest difference that still agrees (\"2h\")".into(),
+                ),
+                (_, Some(w)) => duration(r, w),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn cycles(r: &mut Report, m: &Mapping) {
+    let order = m.insertion_order();
+    for (i, name) in order.iter().enumerate() {
+        let e = m
+            .entities
+            .iter()
+            .find(|(k, _)| k.get_ref() == name)
+            .expect("from the map");
+        for c in e.1.columns.values() {
+            if let Some(target) = &c.entity {
+                let later = order[i + 1..].contains(&target.get_ref().as_str());
+                if later && target.get_ref() != name {
+                    r.error(
+                        target,
+                        format!(
+                            "entities \"{name}\" and \"{}\" reference each other in a cycle; new rows could not be inserted in any order. Make one side a lookup or leave it out",
+                            target.get_ref()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Checks against the live schema: tables and columns exist, values fit the column types,
+/// lookups resolve, required columns are filled, vocabularies use allowed values.
+pub fn against(m: &Mapping, locator: &Locator, schema: &Schema) -> Vec<Problem> {
+    let mut r = Report {
+        locator,
+        problems: Vec::new(),
+    };
+    let tables: Vec<&str> = schema.tables.keys().map(String::as_str).collect();
+    let find_table = |r: &mut Report, name: &Name| -> Option<&Table> {
+        let t = schema.table(name.get_ref());
+        if t.is_none() {
+            r.error(
+                name,
+                format!(
+                    "table \"{}\" is not in the database{}; tables are: {}",
+                    name.get_ref(),
+                    suggest(name.get_ref(), tables.iter().copied()),
+                    tables.join(", ")
+                ),
+            );
+        }
+        t
+    };
+    for c in &m.restore_point.columns {
+        let Some((t, col)) = c.get_ref().split_once('.') else {
+            continue;
+        };
+        let Some(table) = schema.table(t) else {
+            r.error(
+                c,
+                format!(
+                    "table \"{t}\" is not in the database{}",
+                    suggest(t, tables.iter().copied())
+                ),
+            );
+            continue;
+        };
+        match table.column(col) {
+            None => unknown_column(&mut r, c, col, table),
+            Some(column) if !time_like(column.class) => r.error(
+                c,
+                format!(
+                    "{t}.{col} is {} ({}), not a timestamp; the restore point is read from timestamp columns",
+                    column.class.describe(),
+                    column.declared
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    for (name, e) in &m.entities {
+        let Some(table) = find_table(&mut r, &e.table) else {
+            continue;
+        };
+        entity_against(&mut r, m, schema, name, e, table);
+    }
+    r.problems.sort_by_key(|p| (p.line, p.column));
+    r.problems
+}
+
+fn unknown_column(r: &mut Report, at: &Name, col: &str, table: &Table) {
+    let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    r.error(
+        at,
+        format!(
+            "column \"{col}\" is not in table {}{}; its columns are: {}",
+            table.name,
+            suggest(col, names.iter().copied()),
+            names.join(", ")
+        ),
+    );
+}
+
+/// SQLite keeps instants as text; the servers have timestamp types.
+fn time_like(class: TypeClass) -> bool {
+    matches!(
+        class,
+        TypeClass::Timestamp { .. } | TypeClass::Text | TypeClass::Date
+    )
+}
+
+fn entity_against(
+    r: &mut Report,
+    m: &Mapping,
+    schema: &Schema,
+    name: &Name,
+    e: &Entity,
+    table: &Table,
+) {
+    let key = table.column(e.key.get_ref());
+    match key {
+        None => unknown_column(r, &e.key, e.key.get_ref(), table),
+        Some(k) => {
+            if e.new_key == NewKey::Database && !k.has_default {
+                r.error(
+                    &e.key,
+                    format!(
+                        "{}.{} has no default, sequence or auto-increment, so the database cannot make new keys; set new_key = \"uuid\" or \"increment\"",
+                        table.name, k.name
+                    ),
+                );
+            }
+            if e.new_key == NewKey::Increment && k.class != TypeClass::Integer {
+                r.error(
+                    &e.key,
+                    format!(
+                        "new_key = \"increment\" needs an integer key, and {}.{} is {}; use \"uuid\" or \"database\"",
+                        table.name, k.name, k.declared
+                    ),
+                );
+            }
+        }
+    }
+    for set in &e.natural_keys {
+        for c in set {
+            if table.column(c.get_ref()).is_none() {
+                unknown_column(r, c, c.get_ref(), table);
+            }
+        }
+    }
+    for (col, c) in &e.columns {
+        let Some(column) = table.column(col.get_ref()) else {
+            unknown_column(r, col, col.get_ref(), table);
+            continue;
+        };
+        column_against(r, m, schema, table, column, c);
+    }
+    // A required column nobody fills would make every insert fail at apply time.
+    for column in &table.columns {
+        let mapped = e.columns.keys().any(|k| k.get_ref() == &column.name);
+        let is_key = column.name == *e.key.get_ref();
+        if !column.nullable && !column.has_default && !mapped && !is_key {
+            r.error(
+                name,
+                format!(
+                    "{}.{} is NOT NULL without a default, and entity \"{}\" does not map it: new rows could not be inserted; add [entities.{}.columns.{}]",
+                    table.name,
+                    column.name,
+                    name.get_ref(),
+                    name.get_ref(),
+                    column.name
+                ),
+            );
+        }
+    }
+}
+
+fn column_against(
+    r: &mut Report,
+    m: &Mapping,
+    schema: &Schema,
+    table: &Table,
+    column: &crate::schema::Column,
+    c: &ColumnMap,
+) {
+    let here = format!("{}.{}", table.name, column.name);
+    if let Some(t) = &c.transform {
+        if !fits(*t.get_ref(), column.class) {
+            let hint = match (t.get_ref(), column.class) {
+                (Transform::Minor, TypeClass::Decimal { .. }) => {
+                    "; for a decimal money column use transform = \"decimal\""
+                }
+                (Transform::Decimal, TypeClass::Integer) => {
+                    "; for money in minor units (cents) use transform = \"minor\""
+                }
+                _ => "",
+            };
+            r.error(
+                t,
+                format!(
+                    "transform \"{}\" gives values that do not fit {here}, which is {} ({}){hint}",
+                    t.get_ref().as_str(),
+                    column.class.describe(),
+                    column.declared
+                ),
+            );
+        }
+        if let (Some(z), TypeClass::Timestamp { zoned: true }) = (&c.zone, column.class) {
+            r.warning(
+                z,
+                format!("{here} stores instants with their offset; `zone` is not needed there and is ignored"),
+            );
+        }
+    }
+    if let Some(values) = &c.values {
+        if !column.values.is_empty() {
+            for v in values.get_ref().keys() {
+                if !column.values.contains(v) {
+                    r.error(
+                        values,
+                        format!(
+                            "\"{v}\" is not an allowed value of {here}{}; allowed: {}",
+                            suggest(v, column.values.iter().map(String::as_str)),
+                            column.values.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(v) = &c.value {
+        if let toml::Value::String(s) = v.get_ref() {
+            if !column.values.is_empty() && !column.values.contains(s) {
+                r.error(
+                    v,
+                    format!(
+                        "\"{s}\" is not an allowed value of {here}; allowed: {}",
+                        column.values.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(target) = &c.entity {
+        if let Some((_, te)) = m
+            .entities
+            .iter()
+            .find(|(k, _)| k.get_ref() == target.get_ref())
+        {
+            if let Some(fk) = table.foreign_key(&column.name) {
+                if fk.table != *te.table.get_ref() {
+                    r.error(
+                        target,
+                        format!(
+                            "{here} references table {}, but entity \"{}\" is table {}; point it at the entity for {}",
+                            fk.table,
+                            target.get_ref(),
+                            te.table.get_ref(),
+                            fk.table
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(l) = &c.lookup {
+        let Some(lt) = schema.table(l.table.get_ref()) else {
+            let tables: Vec<&str> = schema.tables.keys().map(String::as_str).collect();
+            r.error(
+                &l.table,
+                format!(
+                    "lookup table \"{}\" is not in the database{}; the lookup cannot resolve",
+                    l.table.get_ref(),
+                    suggest(l.table.get_ref(), tables.iter().copied())
+                ),
+            );
+            return;
+        };
+        if l.match_columns.is_empty() {
+            r.error(
+                &l.table,
+                "a lookup needs at least one column in `match` to compare the evidence value with"
+                    .into(),
+            );
+        }
+        for mc in &l.match_columns {
+            if lt.column(mc.get_ref()).is_none() {
+                unknown_column(r, mc, mc.get_ref(), lt);
+            }
+        }
+        match &l.returns {
+            Some(ret) if lt.column(ret.get_ref()).is_none() => {
+                unknown_column(r, ret, ret.get_ref(), lt)
+            }
+            None if lt.primary_key.len() != 1 => r.error(
+                &l.table,
+                format!(
+                    "table {} has no single-column primary key; say which column the lookup returns with `returns`",
+                    lt.name
+                ),
+            ),
+            _ => {}
+        }
+        if let Some(fk) = table.foreign_key(&column.name) {
+            if fk.table != lt.name {
+                r.error(
+                    &l.table,
+                    format!(
+                        "{here} references table {}, but the lookup reads table {}; look up in {}",
+                        fk.table, lt.name, fk.table
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(g) = &c.guess {
+        r.warning(
+            g,
+            format!(
+                "unconfirmed guess for {here}: {}; check it and delete the `guess` line",
+                g.get_ref()
+            ),
+        );
+    }
+}
+
+/// Whether a transform's values can be stored in a column of this class.
+fn fits(t: Transform, class: TypeClass) -> bool {
+    use TypeClass as C;
+    match t {
+        Transform::Text
+        | Transform::Email
+        | Transform::Phone
+        | Transform::Name
+        | Transform::FirstName
+        | Transform::LastName
+        | Transform::Upper
+        | Transform::Currency => matches!(class, C::Text | C::Enum | C::Other),
+        Transform::Minor => matches!(
+            class,
+            C::Integer
+                | C::Decimal {
+                    scale: None | Some(0)
+                }
+        ),
+        Transform::Decimal => matches!(class, C::Decimal { .. } | C::Float | C::Text),
+        Transform::Time => matches!(class, C::Timestamp { .. } | C::Text),
+        Transform::Date => matches!(class, C::Date | C::Text),
+    }
+}
