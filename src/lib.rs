@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the map of modules.
 
 pub mod baseline;
+pub mod config;
 pub mod dburl;
 pub mod evaluate;
 pub mod evidence;

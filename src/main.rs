@@ -84,6 +84,9 @@ enum Command {
         mapping: PathBuf,
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         db: String,
+        /// Also read the baseline through the mapping and report its rows and restore point.
+        #[arg(long)]
+        baseline: bool,
     },
 }
 
@@ -194,13 +197,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { mapping, db } => {
-            let problems = match Mapping::load(&mapping) {
+        Command::Check {
+            mapping,
+            db,
+            baseline,
+        } => {
+            let (problems, loaded) = match Mapping::load(&mapping) {
                 Ok(loaded) => {
                     let schema = block_on(introspect(&db))??;
-                    mapping::check::against(&loaded.mapping, &loaded.locator, &schema)
+                    let problems =
+                        mapping::check::against(&loaded.mapping, &loaded.locator, &schema);
+                    (problems, Some(loaded))
                 }
-                Err(MappingError::Invalid(problems)) => problems,
+                Err(MappingError::Invalid(problems)) => (problems, None),
                 Err(e) => return Err(e.into()),
             };
             for p in &problems {
@@ -225,9 +234,72 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     dburl::redact(&db),
                 );
             }
+            if let (true, Some(loaded)) = (baseline, loaded) {
+                let b = block_on(load_baseline(&db, &loaded.mapping, cli.quiet))??;
+                print(&baseline_summary(&b))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Reads the baseline with a progress line per table on a terminal.
+async fn load_baseline(
+    url: &str,
+    mapping: &Mapping,
+    quiet: bool,
+) -> anyhow::Result<gapfill::baseline::Baseline> {
+    let dialect = dburl::Dialect::of(url)?;
+    let mut conn = dburl::connect_read_only(url).await?;
+    let schema = schema::introspect(&mut conn, dialect).await?;
+    gapfill::baseline::begin_read_only(&mut conn, dialect).await?;
+    let show = !quiet && std::io::stderr().is_terminal();
+    let mut bar: Option<(String, indicatif::ProgressBar)> = None;
+    let mut progress = |table: &str, rows: u64| {
+        if !show {
+            return;
+        }
+        if bar.as_ref().is_none_or(|(t, _)| t != table) {
+            if let Some((_, b)) = bar.take() {
+                b.finish();
+            }
+            let b = indicatif::ProgressBar::new_spinner().with_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} {pos} rows ({per_sec})")
+                    .expect("a valid template"),
+            );
+            b.set_message(format!("reading {table}"));
+            bar = Some((table.to_string(), b));
+        }
+        if let Some((_, b)) = &bar {
+            b.set_position(rows);
+        }
+    };
+    let loaded = gapfill::baseline::load(&mut conn, &schema, mapping, &mut progress).await?;
+    if let Some((_, b)) = bar {
+        b.finish();
+    }
+    Ok(loaded)
+}
+
+fn baseline_summary(b: &gapfill::baseline::Baseline) -> String {
+    let mut out = String::from("baseline:\n");
+    for (name, rows) in &b.entities {
+        out += &format!(
+            "  {name:<14} {:>10} rows from {}\n",
+            rows.rows.len(),
+            rows.table
+        );
+    }
+    for (table, rows) in &b.lookups {
+        out += &format!("  {:<14} {:>10} rows (lookups)\n", table, rows.rows.len());
+    }
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_else(|| "unknown (the restore-point columns hold no instants)".into())
+    };
+    out += &format!("restore point: {}\n", when(b.restore_point));
+    out += &format!("evidence read from: {}\n", when(b.window_start));
+    out
 }
 
 async fn introspect(url: &str) -> anyhow::Result<schema::Schema> {

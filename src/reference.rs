@@ -161,6 +161,9 @@ pub fn table(name: &str) -> Option<&'static Table> {
     TABLES.iter().find(|t| t.name == name)
 }
 
+/// The mapping of this schema, which the simulator writes beside every incident.
+pub const MAPPING: &str = include_str!("../mappings/car-rental.toml");
+
 pub const DDL_SQLITE: &str = include_str!("../examples/car-rental/schema.sqlite.sql");
 pub const DDL_POSTGRES: &str = include_str!("../examples/car-rental/schema.postgres.sql");
 pub const DDL_MYSQL: &str = include_str!("../examples/car-rental/schema.mysql.sql");

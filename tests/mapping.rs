@@ -350,3 +350,31 @@ fn planning_connections_cannot_write_mariadb() {
         .unwrap()
         .block_on(writes_are_refused(&url));
 }
+
+/// A key the database cannot fill is caught before anything is planned.
+#[test]
+fn a_key_the_database_cannot_make_is_an_error() {
+    let script =
+        std::fs::read_to_string(fixtures().join("other-schema/schema.sqlite.sql")).unwrap();
+    let (dir, url) = sqlite_db(&script);
+    let text = std::fs::read_to_string(fixtures().join("other-schema/mapping.toml"))
+        .unwrap()
+        .replacen("new_key = \"uuid\"", "new_key = \"database\"", 1);
+    let path = dir.path().join("m.toml");
+    std::fs::write(&path, &text).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l == "key = \"client_uuid\"")
+        .unwrap()
+        + 1;
+    let out = gapfill(&["check", "--mapping", path.to_str().unwrap(), "--db", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(&format!(
+            "m.toml:{line}:7: error: clients.client_uuid has no default, sequence or auto-increment"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("set new_key = \"uuid\""), "{stdout}");
+}

@@ -152,6 +152,10 @@ pub fn run(opts: &Options) -> Result<Summary> {
         db::finish_truth(&world, &opts.out, &mentions, opts)
     })?;
     timings.push(finish.1);
+    write_file(
+        &opts.out.join("mapping.toml"),
+        crate::reference::MAPPING.as_bytes(),
+    )?;
     write_config(&opts.out.join("gapfill.toml"), opts, &world)?;
     if opts.timings {
         // "databases" runs beside the stages from "stripe" to "dumps".
@@ -239,6 +243,9 @@ fn write_config(path: &Path, opts: &Options, world: &World) -> Result<()> {
     let text = format!(
         "{CONFIG_MARK} --seed {seed} --reservations {n} --gap-days {gap} --noise {noise}`.\n\
          # Paths are relative to this file.\n\
+         \n\
+         # The reference schema's mapping (mappings/car-rental.toml).\n\
+         mapping = \"mapping.toml\"\n\
          \n\
          # The restored backup: the state at the restore point.\n\
          database = \"sqlite://restored.db\"\n\
