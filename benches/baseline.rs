@@ -13,6 +13,10 @@ use gapfill::dburl::{self, Dialect};
 use gapfill::mapping::Mapping;
 use gapfill::schema;
 
+// As in the binary: the loader is allocation-bound.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
