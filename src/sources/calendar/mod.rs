@@ -25,7 +25,7 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::{
-    field, Evidence, Pattern, Provenance, Skip, SkipReason, Sink, SourceKind, Value, Window,
+    field, Evidence, Pattern, Provenance, Sink, Skip, SkipReason, SourceKind, Value, Window,
 };
 use prepass::{Block, Line};
 use value::{parse_duration, parse_time, TimeValue};
@@ -100,7 +100,9 @@ pub struct CalendarStats {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CalendarError {
-    #[error("cannot read the calendar path {path}: {source}; give an .ics file or a folder of them")]
+    #[error(
+        "cannot read the calendar path {path}: {source}; give an .ics file or a folder of them"
+    )]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -393,7 +395,7 @@ impl Reader<'_> {
             }
             let ctx = calendar_context(&cal.block, &zones);
             let mut events = 0;
-            for block in cal.block.children.iter().filter(|b| b.name == "VEVENT") {
+            for block in cal.block.vevents() {
                 events += 1;
                 self.stats.vevents += 1;
                 let locator = format!("line {}", block.line);
@@ -406,7 +408,7 @@ impl Reader<'_> {
                     Err(why) => self.skip(origin, &locator, SkipReason::Malformed, why),
                 }
             }
-            if events == 0 && cal.block.line > 0 {
+            if events == 0 {
                 let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
                 for b in &cal.block.children {
                     *kinds.entry(b.name.as_str()).or_insert(0) += 1;
@@ -420,11 +422,16 @@ impl Reader<'_> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
+                let (locator, what) = if cal.block.line > 0 {
+                    (format!("line {}", cal.block.line), "this VCALENDAR")
+                } else {
+                    ("file".to_string(), "this file has no VCALENDAR and")
+                };
                 self.skip(
                     origin,
-                    &format!("line {}", cal.block.line),
+                    &locator,
                     SkipReason::Irrelevant,
-                    format!("this VCALENDAR holds no VEVENT ({held})"),
+                    format!("{what} holds no VEVENT ({held})"),
                 );
             }
         }
@@ -539,7 +546,10 @@ impl Reader<'_> {
             .since
             .map_or(v.start_local, |s| v.frame.local(s) - margin);
         let before = window.until.map_or_else(
-            || NaiveDate::from_ymd_opt(2200, 1, 1).map_or(v.start_local, |d| d.and_time(NaiveTime::MIN)),
+            || {
+                NaiveDate::from_ymd_opt(2200, 1, 1)
+                    .map_or(v.start_local, |d| d.and_time(NaiveTime::MIN))
+            },
             |u| v.frame.local(u) + margin,
         );
         let mut locals: Vec<NaiveDateTime> = Vec::new();
@@ -698,11 +708,26 @@ fn apply_patterns(rules: &CalendarRules, v: &Version) -> Vec<(String, String)> {
         }
     };
     let groups: [(&[Pattern], Vec<&str>); 5] = [
-        (&rules.summary, v.summary.iter().map(String::as_str).collect()),
-        (&rules.description, v.description.iter().map(String::as_str).collect()),
-        (&rules.location, v.location.iter().map(String::as_str).collect()),
-        (&rules.attendee, v.attendees.iter().map(String::as_str).collect()),
-        (&rules.organizer, v.organizer.iter().map(String::as_str).collect()),
+        (
+            &rules.summary,
+            v.summary.iter().map(String::as_str).collect(),
+        ),
+        (
+            &rules.description,
+            v.description.iter().map(String::as_str).collect(),
+        ),
+        (
+            &rules.location,
+            v.location.iter().map(String::as_str).collect(),
+        ),
+        (
+            &rules.attendee,
+            v.attendees.iter().map(String::as_str).collect(),
+        ),
+        (
+            &rules.organizer,
+            v.organizer.iter().map(String::as_str).collect(),
+        ),
     ];
     for (patterns, texts) in groups {
         for t in texts {
@@ -747,10 +772,7 @@ fn person(p: &Prop) -> String {
 }
 
 /// A time property in its zone: (instant or day, wall-clock reading, frame).
-fn read_time(
-    p: &Prop,
-    ctx: &CalContext,
-) -> Result<(When, NaiveDateTime, TimeFrame), String> {
+fn read_time(p: &Prop, ctx: &CalContext) -> Result<(When, NaiveDateTime, TimeFrame), String> {
     let value = p.value.trim();
     // RDATE;VALUE=PERIOD: the period's start is the occurrence.
     let value = value.split('/').next().unwrap_or(value);
@@ -807,9 +829,9 @@ fn read_time(
                     zone: ctx.default_zone.clone(),
                 },
             };
-            let utc = frame.to_utc(t).ok_or_else(|| {
-                format!("{} at line {}: {value} is out of range", p.name, p.line)
-            })?;
+            let utc = frame
+                .to_utc(t)
+                .ok_or_else(|| format!("{} at line {}: {value} is out of range", p.name, p.line))?;
             Ok((When::Time(utc), t, frame))
         }
     }
@@ -825,20 +847,32 @@ fn utc_stamp(p: &Prop, ctx: &CalContext) -> Option<DateTime<Utc>> {
 /// A VEVENT block to a version, or why it cannot be one.
 fn version(origin: &str, block: &Block, ctx: &CalContext) -> Result<Version, String> {
     let mut props = Vec::new();
+    let mut unreadable_start = None;
     for line in &block.props {
         // A line icalendar cannot read loses that property only; the event is judged by what
         // it still has (DTSTART above all).
-        if let Ok(p) = parse_prop(line) {
-            props.push(p);
+        match parse_prop(line) {
+            Ok(p) => props.push(p),
+            Err(e) => {
+                let head = line.text.split([';', ':']).next().unwrap_or("");
+                if head.trim().eq_ignore_ascii_case("DTSTART") && unreadable_start.is_none() {
+                    unreadable_start = Some(format!(
+                        "DTSTART at line {} cannot be parsed ({e}): {:?}",
+                        line.no, line.text
+                    ));
+                }
+            }
         }
     }
     let first = |name: &str| props.iter().find(|p| p.name == name);
     let dtstart = first("DTSTART").ok_or_else(|| {
-        format!(
-            "the VEVENT has no readable DTSTART (lines {}-{})",
-            block.line,
-            block.props.last().map_or(block.line, |l| l.no)
-        )
+        unreadable_start.clone().unwrap_or_else(|| {
+            format!(
+                "the VEVENT (lines {}-{}) has no DTSTART, so it says nothing about when",
+                block.line,
+                block.props.last().map_or(block.line, |l| l.no)
+            )
+        })
     })?;
     let (start, start_local, frame) = read_time(dtstart, ctx)?;
     let length = if let Some(end) = first("DTEND") {

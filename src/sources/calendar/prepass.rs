@@ -52,13 +52,25 @@ pub struct Parsed {
 impl Parsed {
     /// Every VEVENT found, broken ones included, in file order.
     pub fn events(&self) -> impl Iterator<Item = (&Calendar, &Block)> {
-        self.calendars.iter().flat_map(|c| {
-            c.block
-                .children
-                .iter()
-                .filter(|b| b.name == "VEVENT")
-                .map(move |b| (c, b))
-        })
+        self.calendars
+            .iter()
+            .flat_map(|c| c.block.vevents().into_iter().map(move |b| (c, b)))
+    }
+}
+
+impl Block {
+    /// The VEVENTs in this block at any depth (a VEVENT wrapped in an unknown component is still
+    /// an event), in file order.
+    pub fn vevents(&self) -> Vec<&Block> {
+        let mut out = Vec::new();
+        for c in &self.children {
+            if c.name == "VEVENT" {
+                out.push(c);
+            } else {
+                out.extend(c.vevents());
+            }
+        }
+        out
     }
 }
 
@@ -154,8 +166,9 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             problems.push(Problem {
                 first_line: a,
                 last_line: b,
-                what: "text outside any VCALENDAR (junk before, between or after calendars); ignored"
-                    .into(),
+                what:
+                    "text outside any VCALENDAR (junk before, between or after calendars); ignored"
+                        .into(),
             });
         }
     };
@@ -180,8 +193,7 @@ pub fn parse(bytes: &[u8]) -> Parsed {
                 } else if name == "VEVENT" && stack.iter().any(|b| b.name == "VEVENT") {
                     // An event cannot hold an event: the open one was cut short.
                     let why = format!("a new BEGIN:VEVENT at line {} came first", line.no);
-                    while stack.last().is_some_and(|b| b.name != "VCALENDAR") && stack.len() > 1
-                    {
+                    while stack.last().is_some_and(|b| b.name != "VCALENDAR") && stack.len() > 1 {
                         close_top(&mut stack, &mut parsed, Some(&why));
                     }
                 }
@@ -237,7 +249,10 @@ fn close_top(stack: &mut Vec<Block>, parsed: &mut Parsed, why: Option<&str>) {
     };
     if let Some(why) = why {
         if block.broken.is_none() {
-            block.broken = Some(format!("BEGIN:{} has no END:{}: {why}", block.name, block.name));
+            block.broken = Some(format!(
+                "BEGIN:{} has no END:{}: {why}",
+                block.name, block.name
+            ));
         }
     }
     match stack.last_mut() {
@@ -268,7 +283,9 @@ mod tests {
     use super::*;
 
     fn events(p: &Parsed) -> Vec<(usize, Option<String>)> {
-        p.events().map(|(_, e)| (e.line, e.broken.clone())).collect()
+        p.events()
+            .map(|(_, e)| (e.line, e.broken.clone()))
+            .collect()
     }
 
     #[test]
@@ -278,13 +295,20 @@ mod tests {
         );
         assert_eq!(events(&p), vec![(2, None)]);
         let e = p.events().next().unwrap().1;
-        assert_eq!(e.props, vec![Line { no: 3, text: "SUMMARY:a b".into() }]);
+        assert_eq!(
+            e.props,
+            vec![Line {
+                no: 3,
+                text: "SUMMARY:a b".into()
+            }]
+        );
         assert!(p.problems.is_empty());
     }
 
     #[test]
     fn truncated_event_is_broken_and_earlier_ones_kept() {
-        let p = parse(b"BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:1\nEND:VEVENT\nBEGIN:VEVENT\nUID:2\nDTST");
+        let p =
+            parse(b"BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:1\nEND:VEVENT\nBEGIN:VEVENT\nUID:2\nDTST");
         let ev = events(&p);
         assert_eq!(ev[0], (2, None));
         assert_eq!(ev[1].0, 5);
@@ -296,8 +320,11 @@ mod tests {
         let p = parse(b"BEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VEVENT\nEND:VCALENDAR\ngarbage\nBEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VEVENT\nEND:VCALENDAR\n<html>\n");
         assert_eq!(p.calendars.len(), 2);
         assert_eq!(events(&p), vec![(2, None), (7, None)]);
-        let lines: Vec<(usize, usize)> =
-            p.problems.iter().map(|x| (x.first_line, x.last_line)).collect();
+        let lines: Vec<(usize, usize)> = p
+            .problems
+            .iter()
+            .map(|x| (x.first_line, x.last_line))
+            .collect();
         assert_eq!(lines, vec![(5, 5), (10, 10)]);
     }
 }

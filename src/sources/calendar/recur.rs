@@ -43,8 +43,10 @@ pub fn try_expand(
         return Ok((Vec::new(), false));
     }
     let clamp = |t: NaiveDateTime| {
-        let lo = chrono::NaiveDate::from_ymd_opt(*YEARS.start(), 1, 1).map(|d| d.and_time(chrono::NaiveTime::MIN));
-        let hi = chrono::NaiveDate::from_ymd_opt(*YEARS.end(), 12, 31).map(|d| d.and_time(chrono::NaiveTime::MIN));
+        let lo = chrono::NaiveDate::from_ymd_opt(*YEARS.start(), 1, 1)
+            .map(|d| d.and_time(chrono::NaiveTime::MIN));
+        let hi = chrono::NaiveDate::from_ymd_opt(*YEARS.end(), 12, 31)
+            .map(|d| d.and_time(chrono::NaiveTime::MIN));
         match (lo, hi) {
             (Some(lo), Some(hi)) => t.clamp(lo, hi),
             _ => t,
@@ -127,7 +129,23 @@ mod tests {
 
     #[test]
     fn nonsense_is_an_error_not_a_panic() {
-        assert!(try_expand("FREQ=SOMETIMES", t("2026-06-01 09:00"), 0, t("2026-01-01 00:00"), t("2027-01-01 00:00"), 10).is_err());
-        assert!(try_expand("FREQ=DAILY;UNTIL=x", t("2026-06-01 09:00"), 0, t("2026-01-01 00:00"), t("2027-01-01 00:00"), 10).is_err());
+        assert!(try_expand(
+            "FREQ=SOMETIMES",
+            t("2026-06-01 09:00"),
+            0,
+            t("2026-01-01 00:00"),
+            t("2027-01-01 00:00"),
+            10
+        )
+        .is_err());
+        assert!(try_expand(
+            "FREQ=DAILY;UNTIL=x",
+            t("2026-06-01 09:00"),
+            0,
+            t("2026-01-01 00:00"),
+            t("2027-01-01 00:00"),
+            10
+        )
+        .is_err());
     }
 }

@@ -34,7 +34,8 @@ fn digits(s: &str, from: usize, len: usize) -> Option<u32> {
 /// lower-case `z`, which some exporters write.
 pub fn parse_time(s: &str) -> Option<TimeValue> {
     let s = s.trim();
-    let date = NaiveDate::from_ymd_opt(digits(s, 0, 4)? as i32, digits(s, 4, 2)?, digits(s, 6, 2)?)?;
+    let date =
+        NaiveDate::from_ymd_opt(digits(s, 0, 4)? as i32, digits(s, 4, 2)?, digits(s, 6, 2)?)?;
     if s.len() == 8 {
         return Some(TimeValue::Date(date));
     }
@@ -97,7 +98,10 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         match c.to_ascii_uppercase() {
             'T' => in_time = true,
             d @ '0'..='9' => {
-                let v = num.unwrap_or(0).checked_mul(10)?.checked_add(i64::from(d as u8 - b'0'))?;
+                let v = num
+                    .unwrap_or(0)
+                    .checked_mul(10)?
+                    .checked_add(i64::from(d as u8 - b'0'))?;
                 num = Some(v);
             }
             unit => {
@@ -129,10 +133,16 @@ mod tests {
     fn times() {
         assert!(matches!(parse_time("20260314"), Some(TimeValue::Date(_))));
         assert_eq!(
-            parse_time("20260314T093000Z").map(TimeValue::naive).unwrap().to_string(),
+            parse_time("20260314T093000Z")
+                .map(TimeValue::naive)
+                .unwrap()
+                .to_string(),
             "2026-03-14 09:30:00"
         );
-        assert!(matches!(parse_time("20260314T0930"), Some(TimeValue::Local(_))));
+        assert!(matches!(
+            parse_time("20260314T0930"),
+            Some(TimeValue::Local(_))
+        ));
         assert!(parse_time("20261314T093000").is_none());
         assert!(parse_time("2026-03-14").is_none());
         assert!(parse_time("20260314T9").is_none());

@@ -7,7 +7,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use windows_timezones::WindowsTimezone;
 
@@ -139,7 +139,12 @@ impl Vtimezone {
                 let Some((head, value)) = l.text.split_once(':') else {
                     continue;
                 };
-                let name = head.split(';').next().unwrap_or("").trim().to_ascii_uppercase();
+                let name = head
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_uppercase();
                 match name.as_str() {
                     "DTSTART" => start = parse_time(value).map(TimeValue::naive),
                     "TZOFFSETFROM" => from = parse_offset(value),
@@ -202,8 +207,20 @@ impl Observance {
             .collect();
         if let Some(rule) = &self.rrule {
             let after = limit - Duration::days(800);
+            // Outlook starts its rules in 1601. A yearly rule gives the same onsets from any
+            // year on, so start it shortly before the years asked about instead of iterating
+            // four centuries (which rrule refuses anyway).
+            let mut start = self.start;
+            let yearly = rule.to_ascii_uppercase().contains("FREQ=YEARLY");
+            if yearly && start.year() < after.year() - 1 {
+                let year = after.year() - 1;
+                start = start
+                    .with_year(year)
+                    .or_else(|| (start - Duration::days(1)).with_year(year))
+                    .unwrap_or(start);
+            }
             out.extend(super::recur::expand_local(
-                rule, self.start, self.from, after, limit, 8,
+                rule, start, self.from, after, limit, 8,
             ));
         }
         out
