@@ -11,3 +11,4 @@ pub mod mapping;
 pub mod reference;
 pub mod schema;
 pub mod simulate;
+pub mod sources;
