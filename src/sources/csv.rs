@@ -7,7 +7,7 @@
 //! reads. Columns the rules do not name are kept as `column.<header>` fields: nothing in a row is
 //! thrown away. A row that cannot be read is a Malformed skip naming its line; the rest is read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -35,6 +35,7 @@ pub struct CsvRules {
     pub kind: Option<String>,
     /// Header (as written in the file, matched without regard to case or surrounding spaces) →
     /// evidence field name. Map a column to "id" to have repeated rows recognised as duplicates.
+    #[serde(default)]
     pub columns: BTreeMap<String, String>,
     /// Fields holding money. Default: "amount" and "amount_refunded".
     pub money_fields: Option<Vec<String>>,
@@ -115,6 +116,8 @@ pub fn read(
         source,
     })?;
     let mut stats = CsvStats::default();
+    let mut dedup = Dedup::new(sink);
+    let sink: &mut dyn Sink = &mut dedup;
     for file in files {
         let origin = file.display().to_string();
         let reader = match std::fs::File::open(&file) {
@@ -143,6 +146,9 @@ pub fn read(
         stats.evidence += s.evidence;
         stats.skipped += s.skipped;
     }
+    // Rows recognised as repeats left as skips, not evidence.
+    stats.evidence -= dedup.duplicates;
+    stats.skipped += dedup.duplicates;
     Ok(stats)
 }
 
@@ -696,6 +702,87 @@ pub(crate) fn parse_time(text: &str, formats: &[String], zone: Tz) -> Result<Val
     Err(format!(
         "{t:?} is not a date or time in any of the formats {formats:?}"
     ))
+}
+
+/// Recognises the same record reached twice (a Stripe charge from the API and from a CSV export,
+/// an object in two dumps, a row exported twice): the first copy is evidence, each later copy a Duplicate skip naming the first.
+///
+/// Why skip rather than merge: a sink is a stream, so the first copy has already gone on by the
+/// time the second arrives; and the copies are renderings of one record, so counting both would
+/// double its weight in matching. The skip says where the first copy is and whether this one
+/// says something different (a dump older than a refund, say), so a person can look.
+/// Records are told apart by source, kind and their own id (the `id` field: a Stripe id, or the
+/// column a CSV mapping calls "id"); evidence without one passes unchanged.
+pub struct Dedup<'a> {
+    inner: &'a mut dyn Sink,
+    first: HashMap<(SourceKind, String, String), (Provenance, String)>,
+    /// How many copies were skipped so far.
+    pub duplicates: usize,
+}
+
+impl<'a> Dedup<'a> {
+    pub fn new(inner: &'a mut dyn Sink) -> Dedup<'a> {
+        Dedup {
+            inner,
+            first: HashMap::new(),
+            duplicates: 0,
+        }
+    }
+}
+
+impl Sink for Dedup<'_> {
+    fn evidence(&mut self, ev: Evidence) {
+        let Some(id) = ev.text("id").map(str::to_owned) else {
+            self.inner.evidence(ev);
+            return;
+        };
+        let key = (ev.provenance.source, ev.kind.clone(), id);
+        match self.first.get(&key) {
+            Some((first, hash)) => {
+                let differs = if *hash == comparable_hash(&ev) {
+                    ""
+                } else {
+                    "; this copy says something different (a dump from another time?), the first is kept"
+                };
+                let detail = format!("the same {} {} as {first}{differs}", key.1, key.2);
+                self.duplicates += 1;
+                self.inner.skip(Skip {
+                    provenance: ev.provenance,
+                    reason: SkipReason::Duplicate,
+                    detail,
+                });
+            }
+            None => {
+                self.first
+                    .insert(key, (ev.provenance.clone(), comparable_hash(&ev)));
+                self.inner.evidence(ev);
+            }
+        }
+    }
+
+    fn skip(&mut self, skip: Skip) {
+        self.inner.skip(skip);
+    }
+}
+
+/// A content hash over the fields both an API object and its CSV row carry, so that the usual
+/// CSV-versus-API differences (kept columns, card details the export lacks) are not reported as
+/// disagreement.
+fn comparable_hash(ev: &Evidence) -> String {
+    use crate::evidence::field as f;
+    let mut e = Evidence::new(ev.provenance.clone(), ev.kind.clone());
+    for name in [
+        f::AMOUNT,
+        f::REFUNDED,
+        f::STATUS,
+        f::CUSTOMER_ID,
+        f::CREATED,
+    ] {
+        if let Some(v) = ev.get(name) {
+            e.set(name, v.clone());
+        }
+    }
+    e.content_hash()
 }
 
 #[cfg(test)]

@@ -243,6 +243,7 @@ async fn pull_list(
     };
     let mut cursor = None;
     let mut filter = window.since.is_some();
+    let mut probed = false;
     if let Some(c) = &mut list_cache {
         for obj in std::mem::take(&mut c.objects) {
             let id = object_id(&obj);
@@ -269,11 +270,46 @@ async fn pull_list(
             }),
         };
         stats.requests += 1;
+        // The first filtered request is a probe, sent once: compatible servers answer a filter
+        // they lack with 400 or a bare 500, which retrying would only repeat.
+        let probing = params.created.is_some() && cursor.is_none() && !probed;
+        let strategy = if probing {
+            RequestStrategy::Once
+        } else {
+            RequestStrategy::ExponentialBackoff(config.attempts.max(1))
+        };
         let answer = RequestBuilder::new(StripeMethod::Get, path)
             .query(&params)
             .customize::<miniserde::json::Value>()
+            .request_strategy(strategy)
             .send(client)
             .await;
+        let refused_filter = match &answer {
+            Err(stripe::StripeError::Stripe(_, status)) => {
+                *status == 400 || (500..=599).contains(status)
+            }
+            Err(stripe::StripeError::JSONDeserialize(_)) => true,
+            _ => false,
+        };
+        if probing {
+            probed = true;
+            if refused_filter {
+                // This list does not take `created` here: read it whole and filter here.
+                filter = false;
+                stats.filtered_here.push(name);
+                continue;
+            }
+            let transient = matches!(
+                &answer,
+                Err(stripe::StripeError::Stripe(_, 429))
+                    | Err(stripe::StripeError::ClientError(_))
+                    | Err(stripe::StripeError::Timeout)
+            );
+            if transient {
+                // Asked again, filtered, with the retrying strategy.
+                continue;
+            }
+        }
         let page = match answer {
             Ok(page) => to_json(page),
             Err(stripe::StripeError::Stripe(e, status)) => {
@@ -294,12 +330,6 @@ async fn pull_list(
                     404 if cursor.is_none() => {
                         stats.unavailable.push(name);
                         break;
-                    }
-                    400 if filter => {
-                        // This list does not take `created` here; read it whole and filter.
-                        filter = false;
-                        stats.filtered_here.push(name);
-                        continue;
                     }
                     _ => {
                         return Err(api_error(

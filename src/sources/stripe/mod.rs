@@ -19,13 +19,14 @@ mod dashboard;
 mod json;
 pub mod object;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 pub use api::{pull, ApiConfig, ApiKey, PullStats};
 
+pub use super::csv::Dedup;
 use super::csv::{apply_patterns, files_in, FieldPattern};
 use crate::evidence::{Evidence, Provenance, Sink, Skip, SkipReason, SourceKind, Value, Window};
 
@@ -279,82 +280,3 @@ impl Sink for &mut dyn Sink {
     }
 }
 
-/// Recognises the same Stripe object reached twice (from the API and a CSV export, or in two
-/// dumps): the first copy is evidence, each later copy a Duplicate skip naming the first.
-///
-/// Why skip rather than merge: a sink is a stream, so the first copy has already gone on by the
-/// time the second arrives; and the copies are renderings of one record, so counting both would
-/// double its weight in matching. The skip says where the first copy is and whether this one
-/// says something different (a dump older than a refund, say), so a person can look.
-/// Objects are told apart by source, kind and their own Stripe id (the `id` field).
-pub struct Dedup<'a> {
-    inner: &'a mut dyn Sink,
-    first: HashMap<(SourceKind, String, String), (Provenance, String)>,
-    /// How many copies were skipped so far.
-    pub duplicates: usize,
-}
-
-impl<'a> Dedup<'a> {
-    pub fn new(inner: &'a mut dyn Sink) -> Dedup<'a> {
-        Dedup {
-            inner,
-            first: HashMap::new(),
-            duplicates: 0,
-        }
-    }
-}
-
-impl Sink for Dedup<'_> {
-    fn evidence(&mut self, ev: Evidence) {
-        let Some(id) = ev.text(object::extra::ID).map(str::to_owned) else {
-            self.inner.evidence(ev);
-            return;
-        };
-        let key = (ev.provenance.source, ev.kind.clone(), id);
-        match self.first.get(&key) {
-            Some((first, hash)) => {
-                let differs = if *hash == comparable_hash(&ev) {
-                    ""
-                } else {
-                    "; this copy says something different (a dump from another time?), the first is kept"
-                };
-                let detail = format!("the same {} {} as {first}{differs}", key.1, key.2);
-                self.duplicates += 1;
-                self.inner.skip(Skip {
-                    provenance: ev.provenance,
-                    reason: SkipReason::Duplicate,
-                    detail,
-                });
-            }
-            None => {
-                self.first
-                    .insert(key, (ev.provenance.clone(), comparable_hash(&ev)));
-                self.inner.evidence(ev);
-            }
-        }
-    }
-
-    fn skip(&mut self, skip: Skip) {
-        self.inner.skip(skip);
-    }
-}
-
-/// A content hash over the fields both an API object and its CSV row carry, so that the usual
-/// CSV-versus-API differences (kept columns, card details the export lacks) are not reported as
-/// disagreement.
-fn comparable_hash(ev: &Evidence) -> String {
-    use crate::evidence::field as f;
-    let mut e = Evidence::new(ev.provenance.clone(), ev.kind.clone());
-    for name in [
-        f::AMOUNT,
-        f::REFUNDED,
-        f::STATUS,
-        f::CUSTOMER_ID,
-        f::CREATED,
-    ] {
-        if let Some(v) = ev.get(name) {
-            e.set(name, v.clone());
-        }
-    }
-    e.content_hash()
-}
