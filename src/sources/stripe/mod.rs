@@ -224,7 +224,8 @@ pub(crate) struct RulesSink<'a> {
 
 impl Sink for RulesSink<'_> {
     fn evidence(&mut self, mut ev: Evidence) {
-        apply_patterns(&mut ev, &self.rules.patterns);
+        // Aliases first: what the record states outright wins over what a pattern finds in
+        // free text.
         for (from, to) in &self.rules.aliases {
             if ev.fields.contains_key(to) {
                 continue;
@@ -233,6 +234,7 @@ impl Sink for RulesSink<'_> {
                 ev.set(to.clone(), v);
             }
         }
+        apply_patterns(&mut ev, &self.rules.patterns);
         self.inner.evidence(ev);
     }
 
