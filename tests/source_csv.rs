@@ -40,7 +40,13 @@ fn rules_that_cannot_work_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("a.csv");
     std::fs::write(&f, "a\n1\n").unwrap();
-    let err = read(&f, &bad, &Default::default(), &mut Recorder::new(dir.path())).unwrap_err();
+    let err = read(
+        &f,
+        &bad,
+        &Default::default(),
+        &mut Recorder::new(dir.path()),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("not an IANA zone"), "{err}");
     let unknown = toml::from_str::<CsvRules>("colums = {}").unwrap_err();
     assert!(unknown.to_string().contains("unknown field"), "{unknown}");

@@ -68,8 +68,18 @@ fn the_mapping_part_finds_codes_in_metadata_first_then_in_descriptions() {
     )
     .unwrap();
     let mut rec = Recorder::new(dir.path());
-    read(dir.path(), &car_rental_rules(), &Default::default(), &mut rec).unwrap();
-    let codes: Vec<Option<&str>> = rec.evidence.iter().map(|e| e.text("booking_code")).collect();
+    read(
+        dir.path(),
+        &car_rental_rules(),
+        &Default::default(),
+        &mut rec,
+    )
+    .unwrap();
+    let codes: Vec<Option<&str>> = rec
+        .evidence
+        .iter()
+        .map(|e| e.text("booking_code"))
+        .collect();
     assert_eq!(codes, [Some("RC-BBBBBB"), Some("RC-CCCCCC"), None]);
 }
 
@@ -98,13 +108,21 @@ async fn the_simulators_stripe_folder_is_accounted_for_and_agrees_with_the_truth
         .unwrap()
         .records()
         .count();
-    assert!(objects > 300 && rows > 100, "{objects} objects, {rows} rows");
+    assert!(
+        objects > 300 && rows > 100,
+        "{objects} objects, {rows} rows"
+    );
     assert_eq!((stats.objects, stats.rows), (objects, rows));
     assert_eq!(stats.items(), objects + rows, "{stats:?}");
     assert_eq!(rec.evidence.len() + rec.skips.len(), objects + rows);
     // Each row of the export is a charge already read from charges.json; nothing else is skipped.
     let expected_skips: BTreeMap<SkipReason, usize> = [(SkipReason::Duplicate, rows)].into();
-    assert_eq!(stats.skipped, expected_skips, "{:#?}", &rec.skips[..3.min(rec.skips.len())]);
+    assert_eq!(
+        stats.skipped,
+        expected_skips,
+        "{:#?}",
+        &rec.skips[..3.min(rec.skips.len())]
+    );
     assert_eq!(stats.evidence, objects);
 
     // Every Stripe locator of the answer key names an item that was read.
@@ -127,7 +145,11 @@ async fn the_simulators_stripe_folder_is_accounted_for_and_agrees_with_the_truth
     for m in manifest.records() {
         let m = m.unwrap();
         if &m[2] == "stripe" {
-            assert!(read_items.contains(&m[3]), "manifest locator {} not read", &m[3]);
+            assert!(
+                read_items.contains(&m[3]),
+                "manifest locator {} not read",
+                &m[3]
+            );
             checked += 1;
         }
     }
@@ -140,9 +162,10 @@ async fn the_simulators_stripe_folder_is_accounted_for_and_agrees_with_the_truth
         .filter(|e| e.kind == "charge")
         .map(|e| (e.text("charge_id").unwrap(), e))
         .collect();
-    let mut db = SqliteConnection::connect(&format!("sqlite://{}", incident.join("truth.db").display()))
-        .await
-        .unwrap();
+    let mut db =
+        SqliteConnection::connect(&format!("sqlite://{}", incident.join("truth.db").display()))
+            .await
+            .unwrap();
     let truth = sqlx::query(
         "SELECT p.stripe_charge_id, p.amount_minor, p.currency, p.refunded_minor, p.status, r.booking_code \
          FROM payments p JOIN reservations r ON r.id = p.reservation_id WHERE p.stripe_charge_id IS NOT NULL",
@@ -164,12 +187,19 @@ async fn the_simulators_stripe_folder_is_accounted_for_and_agrees_with_the_truth
         };
         assert_eq!(ev.get("amount"), Some(&money(row.get(1))), "{id}");
         assert_eq!(ev.get("amount_refunded"), Some(&money(row.get(3))), "{id}");
-        assert_eq!(ev.text("status"), Some(row.get::<String, _>(4).as_str()), "{id}");
+        assert_eq!(
+            ev.text("status"),
+            Some(row.get::<String, _>(4).as_str()),
+            "{id}"
+        );
         if let Some(code) = ev.text("booking_code") {
             assert_eq!(code, row.get::<String, _>(5), "{id}");
             with_code += 1;
         }
         compared += 1;
     }
-    assert!(compared > 100 && with_code > compared / 2, "{compared} {with_code}");
+    assert!(
+        compared > 100 && with_code > compared / 2,
+        "{compared} {with_code}"
+    );
 }

@@ -341,6 +341,16 @@ async fn pull_list(
                     }
                 }
             }
+            Err(stripe::StripeError::JSONDeserialize(_))
+                if cursor.is_none() && stats.objects.len() > stats.unavailable.len() =>
+            {
+                // async-stripe keeps no status for an error answer that is not JSON, which is
+                // how some compatible servers say 404 for a list they lack. A server that
+                // already answered another list properly is a Stripe server: this list is one
+                // it does not have.
+                stats.unavailable.push(name);
+                break;
+            }
             Err(stripe::StripeError::JSONDeserialize(_)) => {
                 return Err(api_error(
                     base,
@@ -410,6 +420,12 @@ async fn pull_list(
     }
     if progress {
         eprintln!();
+    }
+    if stats.unavailable.contains(&name) {
+        // Remembered as finished, so a resumed pull does not ask for it again.
+        if let Some(c) = &mut list_cache {
+            c.save(&None, filter, true)?;
+        }
     }
     stats.objects.insert(name, count);
     Ok(())

@@ -281,4 +281,3 @@ impl Sink for &mut dyn Sink {
         (**self).skip(skip);
     }
 }
-
