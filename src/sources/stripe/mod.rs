@@ -64,7 +64,7 @@ pub enum StripeError {
         object: &'static str,
         message: String,
     },
-    #[error("the Stripe API at {base} failed while listing {object}{after}: {message}; run again with the same cache folder to resume")]
+    #[error("the Stripe API at {base} failed while listing {object}{after}: {message}; with a cache folder, running again resumes from here")]
     Api {
         base: String,
         object: &'static str,
