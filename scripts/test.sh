@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, database tests included: makes sure the local PostgreSQL and
-# MariaDB servers are up first (starting them when they are not) and points the tests at them.
+# MariaDB servers are up first (starting them when they are not), starts localstripe, and
+# points the tests at them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,5 +37,21 @@ if [ -z "${GAPFILL_CORPORA:-}" ] && [ -d ../shared/corpora ]; then
     GAPFILL_CORPORA="$(cd ../shared/corpora && pwd)"
     export GAPFILL_CORPORA
 fi
+
+# localstripe, a stateful Stripe-compatible server, for the live Stripe API tests: installed when
+# missing, started on a free 127.0.0.1 port for this run only, stopped when the run ends.
+if ! command -v localstripe >/dev/null 2>&1; then
+    echo "installing localstripe" >&2
+    python3 -m pip install --quiet localstripe >&2
+fi
+stripe_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+localstripe --port "$stripe_port" >"${TMPDIR:-/tmp}/gapfill-localstripe-$stripe_port.log" 2>&1 &
+stripe_pid=$!
+trap 'kill "$stripe_pid" 2>/dev/null || true' EXIT
+stripe_up() { python3 -c "import urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:$stripe_port/v1/customers', headers={'Authorization': 'Bearer sk_test_up'}), timeout=1)"; }
+wait_for localstripe stripe_up
+export GAPFILL_TEST_STRIPE_BASE="http://127.0.0.1:$stripe_port"
+# As with the databases: CI must really run the Stripe API tests, never skip them.
+export GAPFILL_REQUIRE_STRIPE=1
 
 cargo test --all-targets "$@"
