@@ -82,19 +82,6 @@ pub fn shape(m: &Mapping, locator: &Locator) -> Vec<Problem> {
         duration(&mut r, o);
     }
     source_names(&mut r, &m.precedence.default);
-    for name in m.sources.keys() {
-        if !SOURCE_KINDS.contains(&name.get_ref().as_str()) {
-            r.error(
-                name,
-                format!(
-                    "unknown source \"{}\"{}; sources are {}",
-                    name.get_ref(),
-                    suggest(name.get_ref(), SOURCE_KINDS),
-                    SOURCE_KINDS.join(", ")
-                ),
-            );
-        }
-    }
     let entity_names: Vec<&str> = m.entities.keys().map(|k| k.get_ref().as_str()).collect();
     for (name, e) in &m.entities {
         entity_shape(&mut r, name, e, &entity_names);

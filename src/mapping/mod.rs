@@ -32,7 +32,20 @@ pub struct Mapping {
     pub entities: BTreeMap<Name, Entity>,
     /// Each source's own rules (patterns, senders, column names), read by that source.
     #[serde(default)]
-    pub sources: BTreeMap<Name, Spanned<toml::Table>>,
+    pub sources: SourceRules,
+}
+
+/// The `[sources.*]` tables. Each is the source's own rules type, so an unknown key or a pattern
+/// that does not compile is reported at its place in the mapping.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRules {
+    #[serde(default)]
+    pub stripe: crate::sources::stripe::StripeRules,
+    #[serde(default)]
+    pub calendar: crate::sources::calendar::CalendarRules,
+    #[serde(default)]
+    pub csv: crate::sources::csv::CsvRules,
 }
 
 #[derive(Debug, Deserialize)]
