@@ -293,6 +293,48 @@ impl Window {
     }
 }
 
+/// Parses durations such as "90m", "6h", "2d", "1w".
+pub fn parse_duration(s: &str) -> Option<chrono::Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().ok()?;
+    match unit.trim() {
+        "s" => Some(chrono::Duration::seconds(n)),
+        "m" | "min" => Some(chrono::Duration::minutes(n)),
+        "h" => Some(chrono::Duration::hours(n)),
+        "d" => Some(chrono::Duration::days(n)),
+        "w" => Some(chrono::Duration::weeks(n)),
+        _ => None,
+    }
+}
+
+/// A window bound as people write it on a command line: an instant ("2026-06-16T02:00:00Z", with
+/// any offset), a date or a time without an offset (UTC), or a duration back from `now` ("7d").
+pub fn parse_bound(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Some(d) = parse_duration(s) {
+        return Some(now - d);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
 /// A named-capture regular expression from a mapping, compiled when the mapping is read, so that
 /// a pattern that does not compile is an error located in the mapping file.
 #[derive(Clone, Debug)]
@@ -396,6 +438,27 @@ mod tests {
         }
         let e = serde_json::from_str::<R>(r#"{"p":"(unclosed"}"#).unwrap_err();
         assert!(e.to_string().contains("does not compile"), "{e}");
+    }
+
+    #[test]
+    fn bounds_as_people_write_them() {
+        let now: DateTime<Utc> = "2026-11-22T12:00:00Z".parse().unwrap();
+        let b = |s| parse_bound(s, now).map(|t| t.to_rfc3339());
+        assert_eq!(b("7d").as_deref(), Some("2026-11-15T12:00:00+00:00"));
+        assert_eq!(b("36h").as_deref(), Some("2026-11-21T00:00:00+00:00"));
+        assert_eq!(
+            b("2026-06-16").as_deref(),
+            Some("2026-06-16T00:00:00+00:00")
+        );
+        assert_eq!(
+            b("2026-06-16T04:00:00+02:00").as_deref(),
+            Some("2026-06-16T02:00:00+00:00")
+        );
+        assert_eq!(
+            b("2026-06-16 02:00:00").as_deref(),
+            Some("2026-06-16T02:00:00+00:00")
+        );
+        assert_eq!(b("last week"), None);
     }
 
     #[test]

@@ -78,6 +78,28 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Extract and list evidence, with the accounting per source.
+    Evidence {
+        /// The incident's config file (mapping, database, sources); ./gapfill.toml when present.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The mapping whose source rules apply; without one, only structure is extracted.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        #[command(flatten)]
+        sources: SourceArgs,
+        /// Read evidence from this instant, date or duration back ("7d") on.
+        #[arg(long)]
+        since: Option<String>,
+        /// Read evidence before this instant, date or duration back.
+        #[arg(long)]
+        until: Option<String>,
+        /// Also list every evidence item and every skip (text format).
+        #[arg(long)]
+        list: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Validate a mapping file against a live database's schema.
     Check {
         #[arg(long)]
@@ -88,6 +110,53 @@ enum Command {
         #[arg(long)]
         baseline: bool,
     },
+}
+
+/// The sources of a run; each replaces what the config file says for that source.
+#[derive(clap::Args)]
+struct SourceArgs {
+    /// Stripe API JSON dumps or dashboard CSV exports: a file or a folder (repeatable).
+    #[arg(long)]
+    stripe: Vec<PathBuf>,
+    /// Pull from the live Stripe API (key in STRIPE_API_KEY, server in STRIPE_API_BASE).
+    #[arg(long)]
+    stripe_api: bool,
+    /// Keep pulled Stripe objects here, so an interrupted pull resumes instead of starting over.
+    #[arg(long)]
+    stripe_cache: Option<PathBuf>,
+    /// Calendar exports: an .ics file or a folder of them (repeatable).
+    #[arg(long)]
+    calendar: Vec<PathBuf>,
+    /// Mail archives: mbox, mbox.gz, Maildir, .eml file or folder (repeatable).
+    #[arg(long)]
+    mail: Vec<PathBuf>,
+    /// Other tabular exports that the mapping's [sources.csv] describes (repeatable).
+    #[arg(long)]
+    csv: Vec<PathBuf>,
+}
+
+impl SourceArgs {
+    /// Flags win over the config file, source by source.
+    fn inputs(self, config: &gapfill::config::Config, quiet: bool) -> gapfill::sources::Inputs {
+        let pick = |flag: Vec<PathBuf>, file: &Vec<PathBuf>| {
+            if flag.is_empty() {
+                file.clone()
+            } else {
+                flag
+            }
+        };
+        let api = self.stripe_api || (self.stripe.is_empty() && config.stripe_api);
+        gapfill::sources::Inputs {
+            stripe: pick(self.stripe, &config.stripe),
+            calendar: pick(self.calendar, &config.calendar),
+            mail: pick(self.mail, &config.mail),
+            csv: pick(self.csv, &config.csv),
+            stripe_api: api.then(|| gapfill::sources::StripeApi {
+                cache: self.stripe_cache,
+                progress: !quiet && std::io::stderr().is_terminal(),
+            }),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -196,6 +265,72 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Evidence {
+            config,
+            mapping,
+            sources,
+            since,
+            until,
+            list,
+            format,
+        } => {
+            let config = gapfill::config::Config::load(config.as_deref())?;
+            let inputs = sources.inputs(&config, cli.quiet);
+            anyhow::ensure!(
+                !inputs.is_empty(),
+                "no sources: give --stripe, --stripe-api, --calendar, --mail or --csv, or a config file that names them"
+            );
+            let rules = match mapping.or(config.mapping.clone()) {
+                Some(path) => match Mapping::load(&path) {
+                    Ok(l) => l.mapping.sources,
+                    Err(MappingError::Invalid(problems)) => {
+                        for p in &problems {
+                            eprintln!("{p}");
+                        }
+                        anyhow::bail!("the mapping {} has errors; fix them first", path.display());
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+                None => {
+                    if !cli.quiet {
+                        eprintln!("no mapping: reading structure only (no patterns, no rules)");
+                    }
+                    mapping::SourceRules::default()
+                }
+            };
+            let now = chrono::Utc::now();
+            let bound = |flag: &str, v: Option<String>| -> anyhow::Result<_> {
+                v.map(|s| {
+                    gapfill::evidence::parse_bound(&s, now).with_context(|| {
+                        format!("--{flag} {s:?} is not an instant, a date or a duration such as 7d")
+                    })
+                })
+                .transpose()
+            };
+            let window = gapfill::evidence::Window {
+                since: bound("since", since)?,
+                until: bound("until", until)?,
+            };
+            let mut collected = gapfill::evidence::Collected::default();
+            let tallies = gapfill::sources::read_all(&inputs, &rules, &window, &mut collected);
+            match format {
+                Format::Json => {
+                    let doc = serde_json::json!({
+                        "version": 1,
+                        "window": window,
+                        "sources": tallies,
+                        "evidence": collected.evidence,
+                        "skipped": collected.skipped,
+                    });
+                    print(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
+                }
+                Format::Text => print(&gapfill::sources::report(
+                    &tallies, &window, &collected, list,
+                ))?,
+            }
+            let failed = tallies.iter().any(|t| !t.errors.is_empty());
+            Ok(ExitCode::from(if failed { 1 } else { 0 }))
         }
         Command::Check {
             mapping,

@@ -428,21 +428,7 @@ impl Mapping {
     }
 }
 
-/// Parses durations such as "90m", "6h", "2d", "1w".
-pub fn parse_duration(s: &str) -> Option<chrono::Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().ok()?;
-    match unit.trim() {
-        "s" => Some(chrono::Duration::seconds(n)),
-        "m" | "min" => Some(chrono::Duration::minutes(n)),
-        "h" => Some(chrono::Duration::hours(n)),
-        "d" => Some(chrono::Duration::days(n)),
-        "w" => Some(chrono::Duration::weeks(n)),
-        _ => None,
-    }
-}
+pub use crate::evidence::parse_duration;
 
 /// The source kinds a mapping may name.
 pub const SOURCE_KINDS: [&str; 4] = ["stripe", "calendar", "mail", "csv"];
