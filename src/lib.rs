@@ -7,3 +7,4 @@ pub mod evaluate;
 pub mod evidence;
 pub mod reference;
 pub mod simulate;
+pub mod sources;
