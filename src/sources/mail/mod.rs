@@ -548,6 +548,11 @@ impl Reader<'_> {
             if !broken.is_empty() {
                 detail.push_str(&format!(" ({})", broken.join("; ")));
             }
+            // A message cut short may have lost what would have made it relevant.
+            if let Some(t) = at.truncated {
+                let detail = format!("the message is cut off ({t}); what is left, {detail}");
+                return self.skip(provenance, SkipReason::Malformed, detail);
+            }
             return self.skip(provenance, SkipReason::Irrelevant, detail);
         }
 
@@ -564,9 +569,10 @@ impl Reader<'_> {
         if let Some(t) = created {
             if !self.window.contains(t) {
                 let detail = format!(
-                    "{}: sent {} , outside the window",
+                    "{}: sent {}, outside the window {}",
                     describe(),
-                    t.format("%Y-%m-%dT%H:%M:%SZ")
+                    t.format("%Y-%m-%dT%H:%M:%SZ"),
+                    window_text(self.window)
                 );
                 return self.skip(provenance, SkipReason::OutsideWindow, detail);
             }
@@ -677,15 +683,38 @@ impl Reader<'_> {
     }
 }
 
+fn window_text(w: &Window) -> String {
+    let end = |t: Option<DateTime<Utc>>| {
+        t.map_or("…".to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    };
+    format!("[{}, {})", end(w.since), end(w.until))
+}
+
 fn owned(caps: Vec<(&str, &str)>) -> Vec<(String, String)> {
     caps.into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
 
+/// An mbox starts with an envelope line, or has one followed by a header line early on after
+/// some stray text (which is reported). A message file starts with a header line instead.
 fn looks_like_mbox(head: &[u8]) -> bool {
-    let first = head.split(|b| *b == b'\n').next().unwrap_or(b"");
-    is_envelope(first)
+    let mut lines = head.split(|b| *b == b'\n');
+    let first = lines.next().unwrap_or(b"");
+    if is_envelope(first) {
+        return true;
+    }
+    if mbox::is_header_line(first) {
+        return false;
+    }
+    let mut previous: Option<&[u8]> = None;
+    for line in head.split(|b| *b == b'\n').take(200) {
+        if previous.is_some_and(is_envelope) && mbox::is_header_line(line) {
+            return true;
+        }
+        previous = Some(line);
+    }
+    false
 }
 
 fn has_mail_headers(msg: &mail_parser::Message) -> bool {
