@@ -53,6 +53,8 @@ pub struct Mbox<R> {
     /// An error met while reading: reported after the message in progress.
     failed: Option<(u64, String)>,
     finished: bool,
+    /// The buffer of the line read before last, reused: an archive has millions of lines.
+    spare: Vec<u8>,
     /// Whether the line last added to `current` was blank: a well-formed archive ends each
     /// message with one.
     last_blank: bool,
@@ -114,6 +116,7 @@ impl<R: BufRead> Mbox<R> {
             preamble: None,
             failed: None,
             finished: false,
+            spare: Vec::new(),
             last_blank: true,
         }
     }
@@ -122,7 +125,8 @@ impl<R: BufRead> Mbox<R> {
         if self.failed.is_some() {
             return None;
         }
-        let mut bytes = Vec::new();
+        let mut bytes = std::mem::take(&mut self.spare);
+        bytes.clear();
         match self.reader.read_until(b'\n', &mut bytes) {
             Ok(0) => None,
             Ok(n) => {
@@ -262,6 +266,7 @@ impl<R: BufRead> Iterator for Mbox<R> {
                     }
                     self.last_blank = is_blank(&line.bytes);
                     unquote_into(&mut m.data, &line.bytes);
+                    self.spare = line.bytes;
                 }
                 None => {
                     if !is_blank(&line.bytes) || self.preamble.is_some() {

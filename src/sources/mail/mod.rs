@@ -513,21 +513,19 @@ impl Reader<'_> {
                 break;
             }
         }
-        let thread = thread_kind(&msg, &subject);
         let mut pattern_subject = subject.as_str();
         if kind.is_none() {
-            if let Some((thread_kind, stripped)) = thread {
-                for rule in &self.rules.kinds {
-                    if rule.subject.is_none() {
-                        continue;
-                    }
-                    if let Some(caps) = rule_matches(rule, None, stripped) {
-                        kind = Some(thread_kind.to_string());
-                        quotes = Some(rule.kind.clone());
-                        captured = caps;
-                        pattern_subject = stripped;
-                        break;
-                    }
+            let stripped = strip_thread_prefix(&subject);
+            let quoted = self.rules.kinds.iter().find_map(|rule| {
+                rule.subject.as_ref()?;
+                rule_matches(rule, None, stripped.1).map(|caps| (rule, caps))
+            });
+            if let Some((rule, caps)) = quoted {
+                if let Some(t) = thread_kind(&msg, stripped) {
+                    kind = Some(t.to_string());
+                    quotes = Some(rule.kind.clone());
+                    captured = caps;
+                    pattern_subject = stripped.1;
                 }
             }
         }
@@ -621,28 +619,31 @@ impl Reader<'_> {
                         Some(k) == kind_name.as_ref() || Some(k) == quotes.as_ref()
                     })
             };
-            let body = if self
-                .rules
-                .patterns
-                .iter()
-                .any(|p| p.within != Within::Subject && wanted(p))
-            {
-                let text = body_text(&msg);
-                if thread.is_some() && quotes.is_some() {
-                    own_text(&text).to_string()
-                } else {
-                    text
-                }
-            } else {
-                String::new()
-            };
+            let structured = reservations.first().map(|(_, r)| r);
+            let mut body: Option<String> = None;
             for p in self.rules.patterns.iter().filter(|p| wanted(p)) {
+                let names = p.pattern.regex().capture_names().flatten();
+                let known = |name: &str| {
+                    rule_fields.iter().any(|(n, _)| n == name)
+                        || structured.is_some_and(|r| r.get(schema_org::source_key(name)).is_some())
+                };
+                if names.clone().count() > 0 && names.clone().all(known) {
+                    continue;
+                }
                 let mut caps = Vec::new();
                 if p.within != Within::Body {
                     caps = owned(p.pattern.captures(pattern_subject));
                 }
                 if caps.is_empty() && p.within != Within::Subject {
-                    caps = owned(p.pattern.captures(&body));
+                    let text = body.get_or_insert_with(|| {
+                        let text = body_text(&msg);
+                        if quotes.is_some() {
+                            own_text(&text).to_string()
+                        } else {
+                            text
+                        }
+                    });
+                    caps = owned(p.pattern.captures(text));
                 }
                 add_captures(&mut rule_fields, &caps);
             }
@@ -737,18 +738,27 @@ fn rule_matches(rule: &KindRule, from: Option<&str>, subject: &str) -> Option<Ve
     }
     let mut caps = Vec::new();
     if let (Some(p), Some(from)) = (&rule.from, from) {
-        if !p.regex().is_match(from) {
-            return None;
-        }
-        caps.extend(owned(p.captures(from)));
+        caps.extend(captures_or_none(p, from)?);
     }
     if let Some(p) = &rule.subject {
-        if !p.regex().is_match(subject) {
-            return None;
-        }
-        caps.extend(owned(p.captures(subject)));
+        caps.extend(captures_or_none(p, subject)?);
     }
     Some(caps)
+}
+
+/// The named groups of a match, or `None` when the pattern does not match at all.
+fn captures_or_none(p: &Pattern, text: &str) -> Option<Vec<(String, String)>> {
+    let re = p.regex();
+    let caps = re.captures(text)?;
+    Some(
+        re.capture_names()
+            .flatten()
+            .filter_map(|name| {
+                let v = caps.name(name)?.as_str().trim();
+                (!v.is_empty()).then(|| (name.to_string(), v.to_string()))
+            })
+            .collect(),
+    )
 }
 
 static THREAD_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
@@ -769,31 +779,34 @@ static QUOTE_START: LazyLock<Regex> = LazyLock::new(|| {
         .expect("a valid regex")
 });
 
-/// "reply" or "forward" and the subject without its prefixes, when the message answers or
-/// passes on another.
-fn thread_kind<'s>(msg: &mail_parser::Message, subject: &'s str) -> Option<(&'static str, &'s str)> {
-    let stripped = THREAD_PREFIX
-        .find(subject)
-        .map_or(subject, |m| &subject[m.end()..])
-        .trim();
-    let first_is_forward = THREAD_PREFIX
-        .captures(subject)
-        .is_some_and(|c| c.name("fwd").is_some() && c.name("re").is_none());
-    let has_prefix = stripped.len() != subject.len();
-    let in_reply_to = !matches!(msg.in_reply_to(), HeaderValue::Empty);
-    if first_is_forward
-        || (!has_prefix
-            && !in_reply_to
-            && msg
-                .body_text(0)
-                .is_some_and(|t| FORWARD_MARKER.is_match(&t)))
-    {
-        Some(("forward", stripped))
-    } else if has_prefix || in_reply_to {
-        Some(("reply", stripped))
-    } else {
-        None
+/// The subject without its reply and forward prefixes, and whether the first prefix is a
+/// forward's ("Fwd:") rather than a reply's ("Re:").
+fn strip_thread_prefix(subject: &str) -> (Option<bool>, &str) {
+    match THREAD_PREFIX.captures(subject) {
+        Some(c) => {
+            let end = c.get(0).map_or(0, |m| m.end());
+            let forward = c.name("fwd").is_some() && c.name("re").is_none();
+            (Some(forward), subject[end..].trim())
+        }
+        None => (None, subject.trim()),
     }
+}
+
+/// "reply" or "forward" when the message answers or passes on another: a prefix, In-Reply-To,
+/// or a forwarded-message marker in the text.
+fn thread_kind(msg: &mail_parser::Message, stripped: (Option<bool>, &str)) -> Option<&'static str> {
+    match stripped.0 {
+        Some(true) => return Some("forward"),
+        Some(false) => return Some("reply"),
+        None => {}
+    }
+    if !matches!(msg.in_reply_to(), HeaderValue::Empty) {
+        return Some("reply");
+    }
+    body_text(msg)
+        .lines()
+        .any(|l| FORWARD_MARKER.is_match(l))
+        .then_some("forward")
 }
 
 /// What the sender of a reply or forward wrote, before the quoted message.

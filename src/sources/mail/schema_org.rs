@@ -57,11 +57,15 @@ pub fn reservations(html: &str, broken: &mut Vec<String>) -> Vec<(&'static str, 
     out
 }
 
+/// `needle` is lower case; HTML writes these names in lower case nearly always, so that is
+/// looked for first, with a slower case-blind scan only when a case-blind byte of it is there.
 fn contains_ci(haystack: &str, needle: &str) -> bool {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    haystack.contains(needle)
+        || (haystack.contains(&needle.to_ascii_uppercase()[..3])
+            && haystack
+                .as_bytes()
+                .windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle.as_bytes())))
 }
 
 /// Reservation objects anywhere in a JSON-LD value: at the top, in arrays, in `@graph`.
@@ -207,6 +211,21 @@ pub fn fields(o: &Json) -> Vec<(String, Value)> {
         out.push((field::AMOUNT.to_string(), m));
     }
     out
+}
+
+/// The schema.org property an evidence field is read from, so that a mapping's pattern for a
+/// field the structured data already gave need not run. Fields with no single source map to a
+/// name no object has.
+pub fn source_key(field_name: &str) -> &'static str {
+    match field_name {
+        "booking_code" => "reservationNumber",
+        "status" => "reservationStatus",
+        "starts_at" => "pickupTime",
+        "ends_at" => "dropoffTime",
+        "location" => "pickupLocation",
+        "amount" => "totalPrice",
+        _ => "\u{0}none",
+    }
 }
 
 /// "http://schema.org/ReservationConfirmed" → "confirmed".
