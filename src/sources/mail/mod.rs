@@ -210,8 +210,10 @@ struct Reader<'a> {
     window: &'a Window,
     sink: &'a mut dyn Sink,
     stats: MailStats,
-    /// Message-ID hash → where it was first seen (index into `origins`, locator).
-    seen: HashMap<u64, (u32, String)>,
+    /// Message-ID hash → where it was first seen (index into `origins`, byte offset or
+    /// `u64::MAX` for a message file): 16 bytes a message, the only memory that grows with the
+    /// archive.
+    seen: HashMap<u64, (u32, u64)>,
     origins: Vec<String>,
     parser: MessageParser,
 }
@@ -222,6 +224,8 @@ struct At<'m> {
     origin_index: u32,
     /// "byte 123" in an mbox, empty for a message file.
     position: String,
+    /// The byte offset in an mbox, `u64::MAX` for a message file.
+    offset: u64,
     envelope: Option<&'m str>,
     truncated: Option<&'m str>,
     rejoined: u32,
@@ -377,6 +381,7 @@ impl Reader<'_> {
                         origin,
                         origin_index,
                         position: format!("byte {}{unit}", m.offset),
+                        offset: m.offset,
                         envelope: Some(&m.envelope),
                         truncated: m.truncated.as_deref(),
                         rejoined: m.rejoined,
@@ -434,6 +439,7 @@ impl Reader<'_> {
             origin,
             origin_index,
             position: String::new(),
+            offset: u64::MAX,
             envelope: None,
             truncated: None,
             rejoined: 0,
@@ -463,15 +469,19 @@ impl Reader<'_> {
             let mut h = DefaultHasher::new();
             id.hash(&mut h);
             let key = h.finish();
-            if let Some((origin, locator)) = self.seen.get(&key) {
-                let first = &self.origins[*origin as usize];
+            if let Some(&(origin, offset)) = self.seen.get(&key) {
+                let first = &self.origins[origin as usize];
+                let locator = if offset == u64::MAX {
+                    String::new()
+                } else {
+                    format!(" byte {offset}")
+                };
                 let detail = format!(
-                    "Message-ID {id} was already read at {first} {locator}; this is another copy"
+                    "Message-ID {id} was already read at {first}{locator}; this is another copy"
                 );
                 return self.skip(provenance, SkipReason::Duplicate, detail);
             }
-            self.seen
-                .insert(key, (at.origin_index, at.locator(message_id.as_deref())));
+            self.seen.insert(key, (at.origin_index, at.offset));
         }
 
         let subject = msg.subject().unwrap_or("").trim().to_string();
