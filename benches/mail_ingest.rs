@@ -54,8 +54,8 @@ struct Sources {
 }
 
 fn rules() -> MailRules {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/car-rental/mapping-parts/mail.toml");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/car-rental/mapping-parts/mail.toml");
     let text = std::fs::read_to_string(&path).expect("the mapping part");
     toml::from_str::<Mapping>(&text)
         .expect("the mapping part parses")
@@ -90,7 +90,9 @@ fn run_bare(path: &Path) -> f64 {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("bare mail-parser: {secs:.2} s, {messages} messages, {parsed} parsed ({headers} headers)");
+    println!(
+        "bare mail-parser: {secs:.2} s, {messages} messages, {parsed} parsed ({headers} headers)"
+    );
     secs
 }
 
@@ -100,7 +102,16 @@ fn run_bare(path: &Path) -> f64 {
 fn build(out: &Path, mb: u64) {
     let dir = std::env::temp_dir().join(format!("gapfill-mail-bench-{}", std::process::id()));
     let status = Command::new(env!("CARGO_BIN_EXE_gapfill"))
-        .args(["simulate", "--quiet", "--seed", "5", "--reservations", "4000", "--gap-days", "30"])
+        .args([
+            "simulate",
+            "--quiet",
+            "--seed",
+            "5",
+            "--reservations",
+            "4000",
+            "--gap-days",
+            "30",
+        ])
         .args(["--noise", "medium", "--out"])
         .arg(dir.join("incident"))
         .status()
@@ -151,7 +162,9 @@ fn main() {
     let path = |i: usize| PathBuf::from(args.get(i).map_or(DEFAULT_PATH, String::as_str));
     match args.first().map(String::as_str) {
         Some("build") => {
-            let mb = args.get(2).map_or(DEFAULT_MB, |s| s.parse().expect("megabytes"));
+            let mb = args
+                .get(2)
+                .map_or(DEFAULT_MB, |s| s.parse().expect("megabytes"));
             build(&path(1), mb);
         }
         Some("gapfill") => {

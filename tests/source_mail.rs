@@ -32,7 +32,9 @@ fn fixtures() -> PathBuf {
 }
 
 fn car_rental_rules() -> MailRules {
-    rules(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/car-rental/mapping-parts/mail.toml"))
+    rules(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/car-rental/mapping-parts/mail.toml"),
+    )
 }
 
 /// Everything a read gave, as a person would read it: evidence with its fields, skips with their
@@ -135,11 +137,10 @@ fn a_missing_path_is_an_error_that_says_what_to_give() {
 
 #[test]
 fn a_bad_pattern_in_the_mapping_is_refused_when_read() {
-    let err = toml::from_str::<Mapping>(
-        "[sources.mail]\n[[sources.mail.patterns]]\npattern = '(?P<x'\n",
-    )
-    .err()
-    .expect("an error");
+    let err =
+        toml::from_str::<Mapping>("[sources.mail]\n[[sources.mail.patterns]]\npattern = '(?P<x'\n")
+            .err()
+            .expect("an error");
     assert!(err.to_string().contains("does not compile"), "{err}");
     let err = toml::from_str::<Mapping>("[sources.mail]\nsenders = []\n")
         .err()
@@ -161,7 +162,10 @@ fn the_simulators_inbox_gives_every_booking_mail() {
         "every message accounted for once"
     );
     assert_eq!(stats.truncated, 1, "{stats:?}");
-    assert!(stats.rejoined_from_lines >= 1, "high noise leaves a From line unescaped");
+    assert!(
+        stats.rejoined_from_lines >= 1,
+        "high noise leaves a From line unescaped"
+    );
 
     let manifest = std::fs::read_to_string(incident.join("manifest.csv")).unwrap();
     let mut mentions: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
@@ -202,13 +206,20 @@ fn the_simulators_inbox_gives_every_booking_mail() {
                     if e.kind == "confirmation" && e.get("truncated").is_none() {
                         // The truth holds the booking as it ended; a confirmation shows it as
                         // first booked, so later changes may have moved the total.
-                        let Some(Value::Money { minor, currency: cur }) = e.get("amount") else {
+                        let Some(Value::Money {
+                            minor,
+                            currency: cur,
+                        }) = e.get("amount")
+                        else {
                             panic!("{id}: no amount");
                         };
                         assert_eq!(cur, currency, "{id}");
                         confirmations += 1;
                         amounts += usize::from(minor == total);
-                        assert!(e.get("starts_at").and_then(Value::as_time).is_some(), "{id}");
+                        assert!(
+                            e.get("starts_at").and_then(Value::as_time).is_some(),
+                            "{id}"
+                        );
                     }
                 }
                 "customers" => {
@@ -243,7 +254,10 @@ fn the_simulators_inbox_gives_every_booking_mail() {
         "reply",
         "forward",
     ] {
-        assert!(kinds.get(kind).is_some_and(|n| *n > 0), "no {kind}: {kinds:?}");
+        assert!(
+            kinds.get(kind).is_some_and(|n| *n > 0),
+            "no {kind}: {kinds:?}"
+        );
     }
     assert!(codes > 300, "{codes} codes");
     assert!(
@@ -259,7 +273,10 @@ fn the_simulators_inbox_gives_every_booking_mail() {
     // What mentions no row is not booking evidence.
     for e in &got.evidence {
         let id = e.text("message_id").unwrap();
-        assert!(mentions.contains_key(id), "{id} is evidence but mentions nothing");
+        assert!(
+            mentions.contains_key(id),
+            "{id} is evidence but mentions nothing"
+        );
     }
 }
 
@@ -335,7 +352,11 @@ fn spamassassin_corpus_is_read_whole_and_gives_no_bookings() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(stats.messages, 6046, "{stats:?}");
     assert_eq!(got.evidence.len() + got.skipped.len(), 6046);
-    assert!(got.evidence.is_empty(), "{:#?}", &got.evidence[..got.evidence.len().min(3)]);
+    assert!(
+        got.evidence.is_empty(),
+        "{:#?}",
+        &got.evidence[..got.evidence.len().min(3)]
+    );
     let counts = got.skip_counts();
     let irrelevant = counts.get(&SkipReason::Irrelevant).copied().unwrap_or(0);
     assert!(irrelevant > 5900, "{counts:?}");

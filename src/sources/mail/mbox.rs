@@ -36,10 +36,17 @@ pub enum Item {
     Message(RawMessage),
     /// Non-blank text before the first envelope line: not a message, but not to be dropped
     /// silently either.
-    Preamble { offset: u64, line: u64, bytes: u64 },
+    Preamble {
+        offset: u64,
+        line: u64,
+        bytes: u64,
+    },
     /// The archive could not be read further (a gzip stream that breaks off, a read error).
     /// Everything yielded before stands; the message in progress is yielded with `truncated` set.
-    Error { offset: u64, error: String },
+    Error {
+        offset: u64,
+        error: String,
+    },
 }
 
 pub struct Mbox<R> {
@@ -84,8 +91,7 @@ pub fn is_envelope(line: &[u8]) -> bool {
     let Some(space) = rest.iter().position(|b| *b == b' ') else {
         return false;
     };
-    rest[..space].iter().any(|b| !b.is_ascii_whitespace())
-        && ENVELOPE_DATE.is_match(&rest[space..])
+    rest[..space].iter().any(|b| !b.is_ascii_whitespace()) && ENVELOPE_DATE.is_match(&rest[space..])
 }
 
 /// Whether a line is a header field ("Name: value") or the continuation of one.
@@ -171,13 +177,13 @@ impl<R: BufRead> Mbox<R> {
             if let Some((_, e)) = &self.failed {
                 m.truncated = Some(format!("the archive breaks off inside it: {e}"));
             } else if !self.last_blank {
-                m.truncated = Some(
-                    "the archive ends inside it (no blank line after its last line)".into(),
-                );
+                m.truncated =
+                    Some("the archive ends inside it (no blank line after its last line)".into());
             }
         }
         if !has_header_end(&m.data) && m.truncated.is_none() {
-            m.truncated = Some("its header block has no end (no blank line after the headers)".into());
+            m.truncated =
+                Some("its header block has no end (no blank line after the headers)".into());
         }
         // The blank line that separates messages belongs to the archive, not the message.
         if m.data.ends_with(b"\n\n") {
@@ -233,7 +239,9 @@ impl<R: BufRead> Iterator for Mbox<R> {
                     .map(|(offset, error)| Item::Error { offset, error });
             };
             if is_envelope(&line.bytes)
-                && self.peek_line().is_some_and(|next| is_header_line(&next.bytes))
+                && self
+                    .peek_line()
+                    .is_some_and(|next| is_header_line(&next.bytes))
             {
                 let envelope = String::from_utf8_lossy(trim_eol(&line.bytes[5..])).into_owned();
                 let new = RawMessage {
@@ -270,9 +278,7 @@ impl<R: BufRead> Iterator for Mbox<R> {
                 }
                 None => {
                     if !is_blank(&line.bytes) || self.preamble.is_some() {
-                        let p = self
-                            .preamble
-                            .get_or_insert((line.offset, line.number, 0));
+                        let p = self.preamble.get_or_insert((line.offset, line.number, 0));
                         p.2 += line.bytes.len() as u64;
                     }
                 }
@@ -314,13 +320,19 @@ mod tests {
     #[test]
     fn envelope_shapes() {
         assert!(is_envelope(b"From a@b.example Thu Aug 22 12:36:23 2002\n"));
-        assert!(is_envelope(b"From MAILER-DAEMON Fri Jul  8 12:08:34 2011\n"));
+        assert!(is_envelope(
+            b"From MAILER-DAEMON Fri Jul  8 12:08:34 2011\n"
+        ));
         assert!(is_envelope(
             b"From zvfjenphuq@[1086695621] [ufa]  Sun Aug  5 09:46:38 2002\n"
         ));
         assert!(is_envelope(b"From a@b Sat, 1 Jan 2000 00:00:00 +0000\r\n"));
-        assert!(!is_envelope(b"From Tuesday on I am at a different hotel.\n"));
-        assert!(!is_envelope(b"From the Porto desk: the same applies there.\n"));
+        assert!(!is_envelope(
+            b"From Tuesday on I am at a different hotel.\n"
+        ));
+        assert!(!is_envelope(
+            b"From the Porto desk: the same applies there.\n"
+        ));
         assert!(!is_envelope(b"From: a@b\n"));
         assert!(!is_envelope(b"From \n"));
     }

@@ -205,6 +205,34 @@ pub fn read(
     Ok(reader.stats)
 }
 
+/// Reads an mbox (or, when it does not start like one, a single message) from any reader:
+/// `origin` names it in provenance. For archives that are not files, and for fuzzing.
+pub fn read_stream<R: BufRead>(
+    mut reader: R,
+    origin: &str,
+    rules: &MailRules,
+    window: &Window,
+    sink: &mut dyn Sink,
+) -> MailStats {
+    let mut r = Reader {
+        rules,
+        window,
+        sink,
+        stats: MailStats::default(),
+        seen: HashMap::new(),
+        origins: Vec::new(),
+        parser: MessageParser::default(),
+    };
+    r.stats.files += 1;
+    let head = reader.fill_buf().map(<[u8]>::to_vec).unwrap_or_default();
+    if looks_like_mbox(&head) {
+        r.mbox(reader, origin, "");
+    } else {
+        r.message_file(reader, Path::new(origin), origin);
+    }
+    r.stats
+}
+
 struct Reader<'a> {
     rules: &'a MailRules,
     window: &'a Window,
@@ -593,11 +621,7 @@ impl Reader<'_> {
         base.set(fields::SUBJECT, Value::text(&subject));
         base.set(fields::FROM, Value::text(from_addr.to_ascii_lowercase()));
         base.set(fields::FROM_NAME, Value::text(&from_name));
-        if let Some(to) = msg
-            .to()
-            .and_then(|a| a.first())
-            .and_then(|a| a.address())
-        {
+        if let Some(to) = msg.to().and_then(|a| a.first()).and_then(|a| a.address()) {
             base.set(fields::TO, Value::text(to.trim().to_ascii_lowercase()));
         }
         if let Some(t) = created {
@@ -625,9 +649,9 @@ impl Reader<'_> {
         if kind_name.is_some() {
             let wanted = |p: &FieldPattern| {
                 p.kinds.is_empty()
-                    || p.kinds.iter().any(|k| {
-                        Some(k) == kind_name.as_ref() || Some(k) == quotes.as_ref()
-                    })
+                    || p.kinds
+                        .iter()
+                        .any(|k| Some(k) == kind_name.as_ref() || Some(k) == quotes.as_ref())
             };
             let structured = reservations.first().map(|(_, r)| r);
             let mut body: Option<String> = None;
@@ -674,7 +698,14 @@ impl Reader<'_> {
                 }
                 if k.is_none() {
                     let cancelled = e.text(field::STATUS) == Some("cancelled");
-                    k = Some(if cancelled { "cancellation" } else { "reservation" }.into());
+                    k = Some(
+                        if cancelled {
+                            "cancellation"
+                        } else {
+                            "reservation"
+                        }
+                        .into(),
+                    );
                 }
             }
             for (name, v) in &rule_fields {
@@ -696,7 +727,9 @@ impl Reader<'_> {
 
 fn window_text(w: &Window) -> String {
     let end = |t: Option<DateTime<Utc>>| {
-        t.map_or("…".to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        t.map_or("…".to_string(), |t| {
+            t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+        })
     };
     format!("[{}, {})", end(w.since), end(w.until))
 }
@@ -742,7 +775,11 @@ fn has_mail_headers(msg: &mail_parser::Message) -> bool {
 }
 
 /// Whether every condition of the rule holds; the named groups of the patterns if so.
-fn rule_matches(rule: &KindRule, from: Option<&str>, subject: &str) -> Option<Vec<(String, String)>> {
+fn rule_matches(
+    rule: &KindRule,
+    from: Option<&str>,
+    subject: &str,
+) -> Option<Vec<(String, String)>> {
     if rule.from.is_none() && rule.subject.is_none() {
         return None;
     }
@@ -863,10 +900,7 @@ fn is_cut_multipart(msg: &mail_parser::Message, data: &[u8], at: &At) -> bool {
         return false;
     };
     let closing = format!("--{boundary}--");
-    at.truncated.is_some()
-        && !data
-            .windows(closing.len())
-            .any(|w| w == closing.as_bytes())
+    at.truncated.is_some() && !data.windows(closing.len()).any(|w| w == closing.as_bytes())
 }
 
 /// The message's text: its text/plain bodies, or its HTML turned into text when it has none.
@@ -905,7 +939,8 @@ fn add_captures(out: &mut Vec<(String, Value)>, caps: &[(String, String)]) {
             continue;
         }
         let value = if MONEY_FIELDS.contains(&name.as_str()) {
-            values::parse_money(text, currency).map(|(minor, currency)| Value::Money { minor, currency })
+            values::parse_money(text, currency)
+                .map(|(minor, currency)| Value::Money { minor, currency })
         } else if TIME_FIELDS.contains(&name.as_str()) {
             values::parse_instant(text).map(Value::Time)
         } else {

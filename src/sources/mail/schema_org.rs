@@ -195,7 +195,10 @@ pub fn fields(o: &Json) -> Vec<(String, Value)> {
         (field::STARTS_AT, ["pickupTime", "startTime", "checkinTime"]),
         (field::ENDS_AT, ["dropoffTime", "endTime", "checkoutTime"]),
         ("modified", ["modifiedTime", "modifiedTime", "modifiedTime"]),
-        (field::CREATED, ["bookingTime", "bookingTime", "bookingTime"]),
+        (
+            field::CREATED,
+            ["bookingTime", "bookingTime", "bookingTime"],
+        ),
     ] {
         if let Some(s) = keys.iter().find_map(|k| prop(o, k).and_then(text_of)) {
             times.push((name, s));

@@ -263,7 +263,11 @@ mod tests {
         assert_eq!(parse_money("192", Some("gbp")), Some((19200, "GBP".into())));
         assert_eq!(m("192.00"), None, "no currency");
         assert_eq!(m("JPY 12.5"), None, "yen have no decimals");
-        assert_eq!(m("EUR 1.999"), Some((199900, "EUR".into())), "a thousands dot");
+        assert_eq!(
+            m("EUR 1.999"),
+            Some((199900, "EUR".into())),
+            "a thousands dot"
+        );
         assert_eq!(m("EUR 99999999999999999999"), None);
     }
 
