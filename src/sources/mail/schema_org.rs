@@ -262,7 +262,10 @@ fn attr(node: &Handle, name: &str) -> Option<String> {
         NodeData::Element { attrs, .. } => attrs
             .borrow()
             .iter()
-            .find(|a| (&*a.name.local).eq_ignore_ascii_case(name))
+            .find(|a| {
+                let local: &str = &a.name.local;
+                local.eq_ignore_ascii_case(name)
+            })
             .map(|a| a.value.to_string()),
         _ => None,
     }
@@ -270,7 +273,10 @@ fn attr(node: &Handle, name: &str) -> Option<String> {
 
 fn tag(node: &Handle) -> Option<String> {
     match &node.data {
-        NodeData::Element { name, .. } => Some((&*name.local).to_ascii_lowercase()),
+        NodeData::Element { name, .. } => {
+            let local: &str = &name.local;
+            Some(local.to_ascii_lowercase())
+        }
         _ => None,
     }
 }
