@@ -242,10 +242,13 @@ fn every_corpus_file_gives_events_or_a_precise_error() {
 }
 
 fn mapping_part() -> CalendarRules {
-    rules_from(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples/car-rental/mapping-parts/calendar.toml"),
+    gapfill::mapping::Mapping::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/car-rental.toml"),
     )
+    .expect("the reference mapping reads")
+    .mapping
+    .sources
+    .calendar
 }
 
 struct TruthRes {

@@ -36,24 +36,14 @@ fn fixtures_give_the_expected_evidence_and_skips() {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct MappingPart {
-    sources: Sources,
-}
-
-#[derive(serde::Deserialize)]
-struct Sources {
-    stripe: StripeRules,
-}
-
 fn car_rental_rules() -> StripeRules {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/car-rental/mapping-parts/stripe.toml"
-    );
-    let part: MappingPart = toml::from_str(&std::fs::read_to_string(path).unwrap())
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
-    part.sources.stripe
+    gapfill::mapping::Mapping::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/car-rental.toml"),
+    )
+    .expect("the reference mapping reads")
+    .mapping
+    .sources
+    .stripe
 }
 
 #[test]

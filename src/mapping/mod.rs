@@ -45,6 +45,8 @@ pub struct SourceRules {
     #[serde(default)]
     pub calendar: crate::sources::calendar::CalendarRules,
     #[serde(default)]
+    pub mail: crate::sources::mail::MailRules,
+    #[serde(default)]
     pub csv: crate::sources::csv::CsvRules,
 }
 

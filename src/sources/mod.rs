@@ -6,6 +6,7 @@
 
 pub mod calendar;
 pub mod csv;
+pub mod mail;
 pub mod stripe;
 
 use std::collections::BTreeMap;
@@ -133,6 +134,13 @@ pub fn read_all(
                     .map_err(|e| e.to_string())
             },
         ));
+    }
+    if !inputs.mail.is_empty() {
+        tallies.push(each_path(SourceKind::Mail, &inputs.mail, sink, |p, s| {
+            mail::read(p, &rules.mail, window, s)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }));
     }
     if !inputs.csv.is_empty() {
         tallies.push(each_path(SourceKind::Csv, &inputs.csv, sink, |p, s| {

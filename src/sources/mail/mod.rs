@@ -1,0 +1,965 @@
+//! Email archives as evidence: mbox (mboxo and mboxrd), gzip-compressed mbox, Maildir (cur/new,
+//! nested folders), single .eml files and folders of them.
+//!
+//! Every message ends as evidence or as a skip with a reason: not a booking mail (irrelevant), a
+//! Message-ID seen before (duplicate), outside the window, or unreadable (malformed). What a
+//! message says is read in order of trust: schema.org reservations in its HTML (JSON-LD, then
+//! microdata), then the mapping's rules: which senders and subjects are which kind of message,
+//! and named-capture patterns over subject and body text. The source knows no schema: without
+//! rules it still reads schema.org data and skips everything else as irrelevant.
+//!
+//! Archives are streamed one message at a time; what is kept across messages is one 8-byte hash
+//! per Message-ID, for finding duplicates.
+
+mod mbox;
+mod schema_org;
+mod values;
+
+pub use mbox::{is_envelope, Item as MboxItem, Mbox, RawMessage};
+pub use values::{minor_digits, parse_instant, parse_money};
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use chrono::{DateTime, TimeZone, Utc};
+use mail_parser::{HeaderName, HeaderValue, MessageParser, PartType};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::evidence::{
+    field, Evidence, Pattern, Provenance, Sink, Skip, SkipReason, SourceKind, Value, Window,
+};
+
+/// What the mapping says about its mail, from the `[sources.mail]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailRules {
+    /// Which messages are which kind (confirmation, cancellation, receipt…), first match wins.
+    /// A message no rule matches and that carries no schema.org reservation is irrelevant.
+    #[serde(default)]
+    pub kinds: Vec<KindRule>,
+    /// Named-capture patterns over the subject and the body text of messages that have a kind;
+    /// each named group becomes a field of that name. A field found earlier (schema.org data, an
+    /// earlier pattern, a subject rule's groups) is not overwritten.
+    #[serde(default)]
+    pub patterns: Vec<FieldPattern>,
+}
+
+/// One message kind: every condition given must match. Named groups in the patterns become
+/// fields, as with [`FieldPattern`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindRule {
+    pub kind: String,
+    /// Over the sender as "Display Name <address>" (address alone when there is no name).
+    #[serde(default)]
+    pub from: Option<Pattern>,
+    /// Over the decoded Subject. For a reply or forward ("Re:", "Fwd:", In-Reply-To) the
+    /// subject without its prefixes is matched, without `from`: such a message quotes a
+    /// message of this kind and becomes evidence of kind "reply" or "forward".
+    #[serde(default)]
+    pub subject: Option<Pattern>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldPattern {
+    pub pattern: Pattern,
+    #[serde(default)]
+    pub within: Within,
+    /// Only for messages of these kinds (for a reply or forward: the kind it quotes, or
+    /// "reply"/"forward"); empty for every kind.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+}
+
+/// What a pattern is matched against. The body is the text of the message (HTML-only mail
+/// turned into text); for a reply or forward only what its sender wrote, not what it quotes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Within {
+    Subject,
+    Body,
+    #[default]
+    Any,
+}
+
+/// Evidence field names this source adds to the well-known ones.
+pub mod fields {
+    /// The Message-ID with its angle brackets, as References cite it.
+    pub const MESSAGE_ID: &str = "message_id";
+    pub const SUBJECT: &str = "subject";
+    /// The sender's address.
+    pub const FROM: &str = "from";
+    pub const FROM_NAME: &str = "from_name";
+    /// The first recipient's address.
+    pub const TO: &str = "to";
+    /// The message kind (also [`crate::evidence::Evidence::kind`]).
+    pub const KIND: &str = "kind";
+    /// For a reply or forward: the kind of message it quotes.
+    pub const QUOTES: &str = "quotes";
+    /// "json-ld" or "microdata" when the fields came from a schema.org reservation.
+    pub const STRUCTURED: &str = "structured";
+    /// The car or thing reserved (schema.org reservationFor).
+    pub const RESERVATION_FOR: &str = "reservation_for";
+    pub const DROPOFF_LOCATION: &str = "dropoff_location";
+    /// When a schema.org reservation says it was last changed.
+    pub const MODIFIED: &str = "modified";
+    /// Present (true) on the last message of an archive that breaks off inside it.
+    pub const TRUNCATED: &str = "truncated";
+    /// "envelope" when `created` comes from the mbox envelope line because the Date header is
+    /// missing or unreadable.
+    pub const CREATED_FROM: &str = "created_from";
+}
+
+/// Captures under these names become money.
+const MONEY_FIELDS: &[&str] = &[field::AMOUNT, field::REFUNDED];
+/// Captures under these names become instants.
+const TIME_FIELDS: &[&str] = &[
+    field::CREATED,
+    field::STARTS_AT,
+    field::ENDS_AT,
+    field::REFUNDED_AT,
+    fields::MODIFIED,
+];
+
+/// What a read did, for the accounting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MailStats {
+    pub files: u64,
+    pub messages: u64,
+    pub evidence: u64,
+    pub skipped: u64,
+    /// Body lines starting "From " that were not envelopes and stayed in their message.
+    pub rejoined_from_lines: u64,
+    /// Messages an archive broke off inside.
+    pub truncated: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MailError {
+    #[error("mail archive {}: no such file or folder; give an mbox, mbox.gz, Maildir, .eml file or a folder of them", path.display())]
+    NotFound { path: PathBuf },
+    #[error("mail archive {}: cannot be read: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A single-message file larger than this is not read whole: it is no message.
+const MAX_MESSAGE_FILE: u64 = 256 << 20;
+
+/// Maildir and mail-server bookkeeping that sits beside messages.
+fn is_bookkeeping(name: &str) -> bool {
+    name.starts_with("dovecot")
+        || name.starts_with("courier")
+        || name.starts_with(".uidvalidity")
+        || matches!(
+            name,
+            "maildirfolder" | "subscriptions" | ".DS_Store" | ".mh_sequences" | "cur" | "new"
+        )
+}
+
+/// Reads every message under `path` into `sink`. Err only when `path` cannot be read at all.
+pub fn read(
+    path: &Path,
+    rules: &MailRules,
+    window: &Window,
+    sink: &mut dyn Sink,
+) -> Result<MailStats, MailError> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => MailError::NotFound {
+            path: path.to_path_buf(),
+        },
+        _ => MailError::Unreadable {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })?;
+    let mut reader = Reader {
+        rules,
+        window,
+        sink,
+        stats: MailStats::default(),
+        seen: HashMap::new(),
+        origins: Vec::new(),
+        parser: MessageParser::default(),
+    };
+    if meta.is_dir() {
+        std::fs::read_dir(path).map_err(|e| MailError::Unreadable {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        reader.walk(path, 0);
+    } else {
+        reader.file(path);
+    }
+    Ok(reader.stats)
+}
+
+/// Reads an mbox (or, when it does not start like one, a single message) from any reader:
+/// `origin` names it in provenance. For archives that are not files, and for fuzzing.
+pub fn read_stream<R: BufRead>(
+    mut reader: R,
+    origin: &str,
+    rules: &MailRules,
+    window: &Window,
+    sink: &mut dyn Sink,
+) -> MailStats {
+    let mut r = Reader {
+        rules,
+        window,
+        sink,
+        stats: MailStats::default(),
+        seen: HashMap::new(),
+        origins: Vec::new(),
+        parser: MessageParser::default(),
+    };
+    r.stats.files += 1;
+    let head = reader.fill_buf().map(<[u8]>::to_vec).unwrap_or_default();
+    if looks_like_mbox(&head) {
+        r.mbox(reader, origin, "");
+    } else {
+        r.message_file(reader, Path::new(origin), origin);
+    }
+    r.stats
+}
+
+struct Reader<'a> {
+    rules: &'a MailRules,
+    window: &'a Window,
+    sink: &'a mut dyn Sink,
+    stats: MailStats,
+    /// Message-ID hash → where it was first seen (index into `origins`, byte offset or
+    /// `u64::MAX` for a message file): 16 bytes a message, the only memory that grows with the
+    /// archive.
+    seen: HashMap<u64, (u32, u64)>,
+    origins: Vec<String>,
+    parser: MessageParser,
+}
+
+/// Where a message is, while it is being read.
+struct At<'m> {
+    origin: &'m str,
+    origin_index: u32,
+    /// "byte 123" in an mbox, empty for a message file.
+    position: String,
+    /// The byte offset in an mbox, `u64::MAX` for a message file.
+    offset: u64,
+    envelope: Option<&'m str>,
+    truncated: Option<&'m str>,
+    rejoined: u32,
+}
+
+impl At<'_> {
+    fn locator(&self, message_id: Option<&str>) -> String {
+        match (self.position.is_empty(), message_id) {
+            (true, Some(id)) => id.to_string(),
+            (true, None) => "whole file".to_string(),
+            (false, Some(id)) => format!("{} {id}", self.position),
+            (false, None) => self.position.clone(),
+        }
+    }
+
+    fn provenance(&self, message_id: Option<&str>) -> Provenance {
+        Provenance {
+            source: SourceKind::Mail,
+            origin: self.origin.to_string(),
+            locator: self.locator(message_id),
+        }
+    }
+}
+
+const MAX_DEPTH: usize = 64;
+
+impl Reader<'_> {
+    fn skip(&mut self, provenance: Provenance, reason: SkipReason, detail: String) {
+        self.stats.skipped += 1;
+        self.sink.skip(Skip {
+            provenance,
+            reason,
+            detail,
+        });
+    }
+
+    fn file_skip(&mut self, path: &Path, reason: SkipReason, detail: String) {
+        let provenance = Provenance {
+            source: SourceKind::Mail,
+            origin: path.display().to_string(),
+            locator: "whole file".into(),
+        };
+        self.skip(provenance, reason, detail);
+    }
+
+    fn walk(&mut self, dir: &Path, depth: usize) {
+        let entries = std::fs::read_dir(dir).and_then(|rd| {
+            let mut v: Vec<_> = rd.collect::<Result<Vec<_>, _>>()?;
+            v.sort_by_key(|e| e.file_name());
+            Ok(v)
+        });
+        let entries = match entries {
+            Ok(e) => e,
+            Err(e) => {
+                return self.file_skip(
+                    dir,
+                    SkipReason::Malformed,
+                    format!("this folder cannot be listed: {e}; its mail was not read"),
+                );
+            }
+        };
+        for entry in entries {
+            let path = entry.path();
+            // Symbolic links to folders are not followed: they can loop.
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir {
+                if depth < MAX_DEPTH {
+                    self.walk(&path, depth + 1);
+                } else {
+                    self.file_skip(
+                        &path,
+                        SkipReason::Malformed,
+                        format!("folders nest deeper than {MAX_DEPTH} levels; not read"),
+                    );
+                }
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_bookkeeping(&name) {
+                self.stats.files += 1;
+                self.file_skip(
+                    &path,
+                    SkipReason::Irrelevant,
+                    "mail-server bookkeeping, not a message".into(),
+                );
+                continue;
+            }
+            self.file(&path);
+        }
+    }
+
+    fn file(&mut self, path: &Path) {
+        self.stats.files += 1;
+        let origin = path.display().to_string();
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                return self.file_skip(
+                    path,
+                    SkipReason::Malformed,
+                    format!("cannot be opened: {e}"),
+                )
+            }
+        };
+        let mut buffered = BufReader::with_capacity(1 << 16, file);
+        let head = match buffered.fill_buf() {
+            Ok(h) => h.to_vec(),
+            Err(e) => {
+                return self.file_skip(path, SkipReason::Malformed, format!("cannot be read: {e}"))
+            }
+        };
+        if head.starts_with(&[0x1f, 0x8b]) {
+            let mut inner =
+                BufReader::with_capacity(1 << 16, flate2::bufread::MultiGzDecoder::new(buffered));
+            let first = match inner.fill_buf() {
+                Ok(h) => h.to_vec(),
+                Err(e) => {
+                    return self.file_skip(
+                        path,
+                        SkipReason::Malformed,
+                        format!("gzip data that does not decompress: {e}"),
+                    )
+                }
+            };
+            let origin = origin.clone();
+            if looks_like_mbox(&first) {
+                self.mbox(inner, &origin, " (uncompressed)");
+            } else {
+                self.message_file(inner, path, &origin);
+            }
+        } else if looks_like_mbox(&head) {
+            self.mbox(buffered, &origin, "");
+        } else {
+            self.message_file(buffered, path, &origin);
+        }
+    }
+
+    fn origin_index(&mut self, origin: &str) -> u32 {
+        if self.origins.last().map(String::as_str) != Some(origin) {
+            self.origins.push(origin.to_string());
+        }
+        (self.origins.len() - 1) as u32
+    }
+
+    fn mbox<R: BufRead>(&mut self, reader: R, origin: &str, unit: &str) {
+        let origin_index = self.origin_index(origin);
+        for item in Mbox::new(reader) {
+            match item {
+                MboxItem::Message(m) => {
+                    self.stats.messages += 1;
+                    self.stats.rejoined_from_lines += u64::from(m.rejoined);
+                    let at = At {
+                        origin,
+                        origin_index,
+                        position: format!("byte {}{unit}", m.offset),
+                        offset: m.offset,
+                        envelope: Some(&m.envelope),
+                        truncated: m.truncated.as_deref(),
+                        rejoined: m.rejoined,
+                    };
+                    self.message(&m.data, &at);
+                }
+                MboxItem::Preamble {
+                    offset,
+                    line,
+                    bytes,
+                } => {
+                    let provenance = Provenance {
+                        source: SourceKind::Mail,
+                        origin: origin.to_string(),
+                        locator: format!("byte {offset}{unit}, line {line}"),
+                    };
+                    self.skip(
+                        provenance,
+                        SkipReason::Malformed,
+                        format!("{bytes} bytes before the first \"From \" envelope line are no message; an mbox starts with an envelope line"),
+                    );
+                }
+                MboxItem::Error { offset, error } => {
+                    let provenance = Provenance {
+                        source: SourceKind::Mail,
+                        origin: origin.to_string(),
+                        locator: format!("byte {offset}{unit}"),
+                    };
+                    self.skip(
+                        provenance,
+                        SkipReason::Malformed,
+                        format!("the archive cannot be read past this point: {error}; the messages before it were read"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn message_file<R: Read>(&mut self, reader: R, path: &Path, origin: &str) {
+        let mut data = Vec::new();
+        let result = reader.take(MAX_MESSAGE_FILE + 1).read_to_end(&mut data);
+        if let Err(e) = result {
+            return self.file_skip(path, SkipReason::Malformed, format!("cannot be read: {e}"));
+        }
+        if data.len() as u64 > MAX_MESSAGE_FILE {
+            return self.file_skip(
+                path,
+                SkipReason::Malformed,
+                format!("larger than {} MiB and not an mbox (it does not start with a \"From \" envelope line), so not read as one message", MAX_MESSAGE_FILE >> 20),
+            );
+        }
+        self.stats.messages += 1;
+        let origin_index = self.origin_index(origin);
+        let at = At {
+            origin,
+            origin_index,
+            position: String::new(),
+            offset: u64::MAX,
+            envelope: None,
+            truncated: None,
+            rejoined: 0,
+        };
+        self.message(&data, &at);
+    }
+
+    fn message(&mut self, data: &[u8], at: &At) {
+        if at.truncated.is_some() {
+            self.stats.truncated += 1;
+        }
+        let parsed = self.parser.parse(data);
+        let Some(msg) = parsed.filter(|m| has_mail_headers(m)) else {
+            let why = match at.truncated {
+                Some(t) => format!("the message is cut off ({t}) and what is left has no readable mail headers"),
+                None => "no mail headers (From, Date, Subject, Message-ID, To) could be read; is this a message?".to_string(),
+            };
+            return self.skip(at.provenance(None), SkipReason::Malformed, why);
+        };
+        let message_id = msg
+            .message_id()
+            .map(|id| format!("<{}>", id.trim()))
+            .filter(|id| id.len() > 2);
+        let provenance = at.provenance(message_id.as_deref());
+
+        if let Some(id) = &message_id {
+            let mut h = DefaultHasher::new();
+            id.hash(&mut h);
+            let key = h.finish();
+            if let Some(&(origin, offset)) = self.seen.get(&key) {
+                let first = &self.origins[origin as usize];
+                let locator = if offset == u64::MAX {
+                    String::new()
+                } else {
+                    format!(" byte {offset}")
+                };
+                let detail = format!(
+                    "Message-ID {id} was already read at {first}{locator}; this is another copy"
+                );
+                return self.skip(provenance, SkipReason::Duplicate, detail);
+            }
+            self.seen.insert(key, (at.origin_index, at.offset));
+        }
+
+        let subject = msg.subject().unwrap_or("").trim().to_string();
+        let (from_addr, from_name) = msg
+            .from()
+            .and_then(|a| a.first())
+            .map(|a| {
+                (
+                    a.address().unwrap_or("").trim().to_string(),
+                    a.name().unwrap_or("").trim().to_string(),
+                )
+            })
+            .unwrap_or_default();
+        let from_line = if from_name.is_empty() {
+            from_addr.clone()
+        } else {
+            format!("{from_name} <{from_addr}>")
+        };
+        let describe = || {
+            format!(
+                "from {} with subject {:?}",
+                if from_line.is_empty() {
+                    "an unknown sender"
+                } else {
+                    &from_line
+                },
+                subject
+            )
+        };
+
+        // The kind: a rule over sender and subject, else a reply or forward quoting a kind.
+        let mut captured: Vec<(String, String)> = Vec::new();
+        let mut kind: Option<String> = None;
+        let mut quotes: Option<String> = None;
+        for rule in &self.rules.kinds {
+            if let Some(caps) = rule_matches(rule, Some(&from_line), &subject) {
+                kind = Some(rule.kind.clone());
+                captured = caps;
+                break;
+            }
+        }
+        let mut pattern_subject = subject.as_str();
+        if kind.is_none() {
+            let stripped = strip_thread_prefix(&subject);
+            let quoted = self.rules.kinds.iter().find_map(|rule| {
+                rule.subject.as_ref()?;
+                rule_matches(rule, None, stripped.1).map(|caps| (rule, caps))
+            });
+            if let Some((rule, caps)) = quoted {
+                if let Some(t) = thread_kind(&msg, stripped) {
+                    kind = Some(t.to_string());
+                    quotes = Some(rule.kind.clone());
+                    captured = caps;
+                    pattern_subject = stripped.1;
+                }
+            }
+        }
+
+        // schema.org reservations in the HTML parts.
+        let mut reservations = Vec::new();
+        let mut broken = Vec::new();
+        for part in msg.html_bodies() {
+            if let PartType::Html(html) = &part.body {
+                reservations.extend(schema_org::reservations(html, &mut broken));
+            }
+        }
+        if kind.is_none() && reservations.is_empty() {
+            let mut detail = format!(
+                "{}: matches no message kind of the mapping and carries no schema.org reservation",
+                describe()
+            );
+            if !broken.is_empty() {
+                detail.push_str(&format!(" ({})", broken.join("; ")));
+            }
+            // A message cut short may have lost what would have made it relevant.
+            if let Some(t) = at.truncated {
+                let detail = format!("the message is cut off ({t}); what is left, {detail}");
+                return self.skip(provenance, SkipReason::Malformed, detail);
+            }
+            return self.skip(provenance, SkipReason::Irrelevant, detail);
+        }
+
+        // When it was sent: the Date header, else the envelope.
+        let mut created_from_envelope = false;
+        let created = msg
+            .date()
+            .filter(|d| d.is_valid())
+            .and_then(|d| Utc.timestamp_opt(d.to_timestamp(), 0).single())
+            .or_else(|| {
+                created_from_envelope = true;
+                at.envelope.and_then(values::parse_envelope_date)
+            });
+        if let Some(t) = created {
+            if !self.window.contains(t) {
+                let detail = format!(
+                    "{}: sent {}, outside the window {}",
+                    describe(),
+                    t.format("%Y-%m-%dT%H:%M:%SZ"),
+                    window_text(self.window)
+                );
+                return self.skip(provenance, SkipReason::OutsideWindow, detail);
+            }
+        }
+
+        let mut base = Evidence::new(provenance.clone(), "");
+        if let Some(id) = &message_id {
+            base.set(fields::MESSAGE_ID, Value::text(id));
+        }
+        base.set(fields::SUBJECT, Value::text(&subject));
+        base.set(fields::FROM, Value::text(from_addr.to_ascii_lowercase()));
+        base.set(fields::FROM_NAME, Value::text(&from_name));
+        if let Some(to) = msg.to().and_then(|a| a.first()).and_then(|a| a.address()) {
+            base.set(fields::TO, Value::text(to.trim().to_ascii_lowercase()));
+        }
+        if let Some(t) = created {
+            base.observed_at = Some(t);
+            base.set(field::CREATED, Value::Time(t));
+            if created_from_envelope {
+                base.set(fields::CREATED_FROM, Value::text("envelope"));
+            }
+        }
+        let refs = references(&msg);
+        if !refs.is_empty() {
+            base.set(field::REFERENCES, Value::text(refs.join(" ")));
+        }
+        if let Some(q) = &quotes {
+            base.set(fields::QUOTES, Value::text(q));
+        }
+        if at.truncated.is_some() || is_cut_multipart(&msg, data, at) {
+            base.set(fields::TRUNCATED, Value::Bool(true));
+        }
+
+        // Rules' fields, over subject and text, for the kinds they are meant for.
+        let kind_name = kind.clone();
+        let mut rule_fields: Vec<(String, Value)> = Vec::new();
+        add_captures(&mut rule_fields, &captured);
+        if kind_name.is_some() {
+            let wanted = |p: &FieldPattern| {
+                p.kinds.is_empty()
+                    || p.kinds
+                        .iter()
+                        .any(|k| Some(k) == kind_name.as_ref() || Some(k) == quotes.as_ref())
+            };
+            let structured = reservations.first().map(|(_, r)| r);
+            let mut body: Option<String> = None;
+            for p in self.rules.patterns.iter().filter(|p| wanted(p)) {
+                let names = p.pattern.regex().capture_names().flatten();
+                let known = |name: &str| {
+                    rule_fields.iter().any(|(n, _)| n == name)
+                        || structured.is_some_and(|r| r.get(schema_org::source_key(name)).is_some())
+                };
+                if names.clone().count() > 0 && names.clone().all(known) {
+                    continue;
+                }
+                let mut caps = Vec::new();
+                if p.within != Within::Body {
+                    caps = owned(p.pattern.captures(pattern_subject));
+                }
+                if caps.is_empty() && p.within != Within::Subject {
+                    let text = body.get_or_insert_with(|| {
+                        let text = body_text(&msg);
+                        if quotes.is_some() {
+                            own_text(&text).to_string()
+                        } else {
+                            text
+                        }
+                    });
+                    caps = owned(p.pattern.captures(text));
+                }
+                add_captures(&mut rule_fields, &caps);
+            }
+        }
+
+        let mut emitted = 0;
+        let reservation_count = reservations.len().max(1);
+        for i in 0..reservation_count {
+            let mut e = base.clone();
+            if reservation_count > 1 {
+                e.provenance.locator = format!("{} reservation {}", provenance.locator, i + 1);
+            }
+            let mut k = kind.clone();
+            if let Some((how, r)) = reservations.get(i) {
+                e.set(fields::STRUCTURED, Value::text(*how));
+                for (name, v) in schema_org::fields(r) {
+                    e.fields.entry(name).or_insert(v);
+                }
+                if k.is_none() {
+                    let cancelled = e.text(field::STATUS) == Some("cancelled");
+                    k = Some(
+                        if cancelled {
+                            "cancellation"
+                        } else {
+                            "reservation"
+                        }
+                        .into(),
+                    );
+                }
+            }
+            for (name, v) in &rule_fields {
+                if !e.fields.contains_key(name) {
+                    e.fields.insert(name.clone(), v.clone());
+                }
+            }
+            let k = k.unwrap_or_default();
+            e.set(fields::KIND, Value::text(&k));
+            e.kind = k;
+            self.stats.evidence += 1;
+            self.sink.evidence(e);
+            emitted += 1;
+        }
+        debug_assert!(emitted > 0);
+        let _ = at.rejoined;
+    }
+}
+
+fn window_text(w: &Window) -> String {
+    let end = |t: Option<DateTime<Utc>>| {
+        t.map_or("…".to_string(), |t| {
+            t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+        })
+    };
+    format!("[{}, {})", end(w.since), end(w.until))
+}
+
+fn owned(caps: Vec<(&str, &str)>) -> Vec<(String, String)> {
+    caps.into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// An mbox starts with an envelope line, or has one followed by a header line early on after
+/// some stray text (which is reported). A message file starts with a header line instead.
+fn looks_like_mbox(head: &[u8]) -> bool {
+    let mut lines = head.split(|b| *b == b'\n');
+    let first = lines.next().unwrap_or(b"");
+    if is_envelope(first) {
+        return true;
+    }
+    if mbox::is_header_line(first) {
+        return false;
+    }
+    let mut previous: Option<&[u8]> = None;
+    for line in head.split(|b| *b == b'\n').take(200) {
+        if previous.is_some_and(is_envelope) && mbox::is_header_line(line) {
+            return true;
+        }
+        previous = Some(line);
+    }
+    false
+}
+
+fn has_mail_headers(msg: &mail_parser::Message) -> bool {
+    msg.headers().iter().any(|h| {
+        matches!(
+            h.name,
+            HeaderName::From
+                | HeaderName::Date
+                | HeaderName::Subject
+                | HeaderName::MessageId
+                | HeaderName::To
+        )
+    })
+}
+
+/// Whether every condition of the rule holds; the named groups of the patterns if so.
+fn rule_matches(
+    rule: &KindRule,
+    from: Option<&str>,
+    subject: &str,
+) -> Option<Vec<(String, String)>> {
+    if rule.from.is_none() && rule.subject.is_none() {
+        return None;
+    }
+    let mut caps = Vec::new();
+    if let (Some(p), Some(from)) = (&rule.from, from) {
+        caps.extend(captures_or_none(p, from)?);
+    }
+    if let Some(p) = &rule.subject {
+        caps.extend(captures_or_none(p, subject)?);
+    }
+    Some(caps)
+}
+
+/// The named groups of a match, or `None` when the pattern does not match at all.
+fn captures_or_none(p: &Pattern, text: &str) -> Option<Vec<(String, String)>> {
+    let re = p.regex();
+    let caps = re.captures(text)?;
+    Some(
+        re.capture_names()
+            .flatten()
+            .filter_map(|name| {
+                let v = caps.name(name)?.as_str().trim();
+                (!v.is_empty()).then(|| (name.to_string(), v.to_string()))
+            })
+            .collect(),
+    )
+}
+
+static THREAD_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
+    // Reply and forward prefixes as mail programs in many languages write them, repeated.
+    Regex::new(
+        r"(?i)^(?:\s*(?:(?P<re>re|aw|sv|antw|odp|ref|rif|vs|r)|(?P<fwd>fwd?|fw|wg|tr|enc|rv|doorst))\s*(?:\[\d+\])?\s*:\s*)+",
+    )
+    .expect("a valid regex")
+});
+
+static FORWARD_MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?mi)^(?:-{2,}\s*(?:forwarded message|original message|weitergeleitete nachricht|message transféré)\s*-{2,}|begin forwarded message:)")
+        .expect("a valid regex")
+});
+
+static QUOTE_START: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?mi)^(?:>|-{2,}\s*(?:forwarded message|original message|weitergeleitete nachricht|message transféré)|begin forwarded message:|(?:on|am|le|el)\b.{0,200}(?:wrote|schrieb|a écrit|escribió)\s*:\s*$)")
+        .expect("a valid regex")
+});
+
+/// The subject without its reply and forward prefixes, and whether the first prefix is a
+/// forward's ("Fwd:") rather than a reply's ("Re:").
+fn strip_thread_prefix(subject: &str) -> (Option<bool>, &str) {
+    match THREAD_PREFIX.captures(subject) {
+        Some(c) => {
+            let end = c.get(0).map_or(0, |m| m.end());
+            let forward = c.name("fwd").is_some() && c.name("re").is_none();
+            (Some(forward), subject[end..].trim())
+        }
+        None => (None, subject.trim()),
+    }
+}
+
+/// "reply" or "forward" when the message answers or passes on another: a prefix, In-Reply-To,
+/// or a forwarded-message marker in the text.
+fn thread_kind(msg: &mail_parser::Message, stripped: (Option<bool>, &str)) -> Option<&'static str> {
+    match stripped.0 {
+        Some(true) => return Some("forward"),
+        Some(false) => return Some("reply"),
+        None => {}
+    }
+    if !matches!(msg.in_reply_to(), HeaderValue::Empty) {
+        return Some("reply");
+    }
+    body_text(msg)
+        .lines()
+        .any(|l| FORWARD_MARKER.is_match(l))
+        .then_some("forward")
+}
+
+/// What the sender of a reply or forward wrote, before the quoted message.
+fn own_text(text: &str) -> &str {
+    match QUOTE_START.find(text) {
+        Some(m) => &text[..m.start()],
+        None => text,
+    }
+}
+
+fn references(msg: &mail_parser::Message) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for value in [msg.in_reply_to(), msg.references()] {
+        let ids: Vec<&str> = match value {
+            HeaderValue::Text(t) => vec![t.as_ref()],
+            HeaderValue::TextList(l) => l.iter().map(|s| s.as_ref()).collect(),
+            _ => Vec::new(),
+        };
+        for id in ids {
+            let id = format!("<{}>", id.trim());
+            if id.len() > 2 && !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    out
+}
+
+/// The last message of an archive is cut when its multipart body never closes.
+fn is_cut_multipart(msg: &mail_parser::Message, data: &[u8], at: &At) -> bool {
+    if at.envelope.is_none() {
+        return false;
+    }
+    let Some(ct) = msg
+        .header(HeaderName::ContentType)
+        .and_then(HeaderValue::as_content_type)
+    else {
+        return false;
+    };
+    if !ct.c_type.eq_ignore_ascii_case("multipart") {
+        return false;
+    }
+    let Some(boundary) = ct.attribute("boundary") else {
+        return false;
+    };
+    let closing = format!("--{boundary}--");
+    at.truncated.is_some() && !data.windows(closing.len()).any(|w| w == closing.as_bytes())
+}
+
+/// The message's text: its text/plain bodies, or its HTML turned into text when it has none.
+fn body_text(msg: &mail_parser::Message) -> String {
+    let mut out = String::new();
+    for part in msg.text_bodies() {
+        match &part.body {
+            PartType::Text(t) => out.push_str(t),
+            PartType::Html(h) => out.push_str(&html_to_text(h)),
+            _ => continue,
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Wide enough that table rows and addresses stay on one line each, as text templates write them.
+const TEXT_WIDTH: usize = 400;
+
+pub fn html_to_text(html: &str) -> String {
+    html2text::config::plain_no_decorate()
+        .no_table_borders()
+        .string_from_read(html.as_bytes(), TEXT_WIDTH)
+        .unwrap_or_else(|_| mail_parser::decoders::html::html_to_text(html))
+}
+
+/// Named captures into typed fields: money and instants by their well-known names, text
+/// otherwise. A value that does not convert is kept as text under `<name>_text`.
+fn add_captures(out: &mut Vec<(String, Value)>, caps: &[(String, String)]) {
+    let currency = caps
+        .iter()
+        .find(|(k, _)| k == "currency")
+        .map(|(_, v)| v.as_str());
+    for (name, text) in caps {
+        if out.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let value = if MONEY_FIELDS.contains(&name.as_str()) {
+            values::parse_money(text, currency)
+                .map(|(minor, currency)| Value::Money { minor, currency })
+        } else if TIME_FIELDS.contains(&name.as_str()) {
+            values::parse_instant(text).map(Value::Time)
+        } else {
+            let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            Some(Value::Text(one_line))
+        };
+        match value {
+            Some(v) => out.push((name.clone(), v)),
+            None => {
+                let raw = format!("{name}_text");
+                if !out.iter().any(|(n, _)| *n == raw) {
+                    out.push((raw, Value::text(text.trim())));
+                }
+            }
+        }
+    }
+}
+
+/// For tests and tools: when a message says it was sent.
+pub fn envelope_date(envelope: &str) -> Option<DateTime<Utc>> {
+    values::parse_envelope_date(envelope)
+}
