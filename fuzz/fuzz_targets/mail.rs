@@ -8,21 +8,13 @@ use gapfill::evidence::{Collected, Window};
 use gapfill::sources::mail::{self, MailRules, Mbox, MboxItem};
 use libfuzzer_sys::fuzz_target;
 
-#[derive(serde::Deserialize)]
-struct Mapping {
-    sources: Sources,
-}
-
-#[derive(serde::Deserialize)]
-struct Sources {
-    mail: MailRules,
-}
-
 static RULES: LazyLock<MailRules> = LazyLock::new(|| {
-    toml::from_str::<Mapping>(include_str!(
-        "../../examples/car-rental/mapping-parts/mail.toml"
-    ))
-    .expect("the mapping part parses")
+    gapfill::mapping::Mapping::parse(
+        std::path::Path::new("mappings/car-rental.toml"),
+        include_str!("../../mappings/car-rental.toml"),
+    )
+    .expect("the reference mapping parses")
+    .mapping
     .sources
     .mail
 });
