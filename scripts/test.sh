@@ -37,6 +37,10 @@ if [ -z "${GAPFILL_CORPORA:-}" ] && [ -d ../shared/corpora ]; then
     GAPFILL_CORPORA="$(cd ../shared/corpora && pwd)"
     export GAPFILL_CORPORA
 fi
+# Where the corpora are, the tests over them must run, not skip.
+if [ -n "${GAPFILL_CORPORA:-}" ]; then
+    export GAPFILL_REQUIRE_CORPORA=1
+fi
 
 # localstripe, a stateful Stripe-compatible server, for the live Stripe API tests: installed when
 # missing, started on a free 127.0.0.1 port for this run only, stopped when the run ends.

@@ -189,9 +189,11 @@ fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
 
 fn print(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
-    Ok(())
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // The reader went away (`gapfill evidence --list | head`): not an error of ours.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
