@@ -8,6 +8,7 @@ pub mod dburl;
 pub mod evaluate;
 pub mod evidence;
 pub mod mapping;
+pub mod money;
 pub mod reference;
 pub mod schema;
 pub mod simulate;

@@ -586,16 +586,9 @@ pub(crate) fn apply_patterns(ev: &mut Evidence, patterns: &[FieldPattern]) {
     }
 }
 
-/// How many decimals a currency's minor unit has, as Stripe counts them: zero-decimal currencies
-/// (JPY, KRW…) have none, a few have three, the rest two. ISK and HUF stay two-decimal in the
-/// Stripe API even where their coins are whole.
+/// How many decimals a currency's minor unit has (ISO 4217, [`crate::money::exponent`]).
 pub fn currency_exponent(currency: &str) -> u32 {
-    match currency.to_ascii_uppercase().as_str() {
-        "BIF" | "CLP" | "DJF" | "GNF" | "JPY" | "KMF" | "KRW" | "MGA" | "PYG" | "RWF" | "UGX"
-        | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "JOD" | "KWD" | "OMR" | "TND" | "IQD" | "LYD" => 3,
-        _ => 2,
-    }
+    crate::money::exponent(currency)
 }
 
 /// "1,234.50" EUR → 123450; "12000" JPY → 12000. Exact: the decimal string is read digit by

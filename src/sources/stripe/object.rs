@@ -362,7 +362,7 @@ impl<'a> Reader<'a> {
                 self.ev.set(
                     name,
                     Value::Money {
-                        minor,
+                        minor: crate::money::from_stripe(minor, c),
                         currency: c.to_string(),
                     },
                 );
