@@ -58,6 +58,28 @@ fn every_source_of_a_simulated_incident_is_accounted_for() {
         assert!(malformed <= 1, "{source}: {malformed} malformed");
     }
 
+    // Every Stripe object of every dump and every row of the dashboard export is accounted for.
+    let stripe_dir = out.join("evidence/stripe");
+    let mut written = 0u64;
+    for entry in std::fs::read_dir(&stripe_dir).unwrap() {
+        let p = entry.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        written += match p.extension().and_then(|e| e.to_str()) {
+            Some("json") => {
+                let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+                list["data"].as_array().unwrap().len() as u64
+            }
+            Some("csv") => csv_records(&text),
+            _ => 0,
+        };
+    }
+    let stripe_tally = &sources[0];
+    assert_eq!(
+        stripe_tally["evidence"].as_u64().unwrap() + stripe_tally["skipped"].as_u64().unwrap(),
+        written,
+        "{stripe_tally}"
+    );
+
     // Every mention in the answer key is found: Stripe objects by id, calendar events by UID and
     // SEQUENCE, mails by Message-ID.
     let manifest = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
@@ -95,6 +117,11 @@ fn every_source_of_a_simulated_incident_is_accounted_for() {
         }
     }
     assert!(missing.is_empty(), "not found: {missing:?}");
+}
+
+/// Records in a CSV text, header excluded.
+fn csv_records(text: &str) -> u64 {
+    csv::Reader::from_reader(text.as_bytes()).records().count() as u64
 }
 
 #[test]
