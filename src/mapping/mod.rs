@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod init;
+pub mod transform;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -190,7 +191,7 @@ pub enum Transform {
     Text,
     /// Trimmed and lower-cased.
     Email,
-    /// E.164 where the number can be read, else as written.
+    /// E.164 when written with its country code, else as written.
     Phone,
     /// A person's full name, tidied ("ANN  LEE" → "Ann Lee").
     Name,
