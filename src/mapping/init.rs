@@ -115,7 +115,7 @@ fn lookup_field(fk_column: &str, target: &Table) -> &'static str {
 }
 
 /// What a column's value most likely comes from: (lines of the column table, the guess said).
-fn guess_column(c: &Column, t: &Table) -> (String, String) {
+fn guess_column(c: &Column) -> (String, String) {
     let n = c.name.to_ascii_lowercase();
     let mut out = String::new();
     let guess: String;
@@ -230,7 +230,6 @@ fn guess_column(c: &Column, t: &Table) -> (String, String) {
             c.class.describe()
         );
     }
-    let _ = t;
     (out, guess)
 }
 
@@ -361,7 +360,7 @@ pub fn draft(schema: &Schema, source_url: &str) -> String {
                 }
                 continue;
             }
-            let (lines, guess) = guess_column(c, t);
+            let (lines, guess) = guess_column(c);
             out.push_str(&lines);
             let _ = writeln!(out, "guess = {}\n", q(&guess));
             let n = c.name.to_ascii_lowercase();
