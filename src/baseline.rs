@@ -241,18 +241,76 @@ pub async fn load(
         lookups.insert(t, rows);
     }
     let restore_point = restore_point(mapping, &entities);
-    let overlap = mapping
-        .restore_point
-        .overlap
-        .as_ref()
-        .and_then(|o| parse_duration(o.get_ref()))
-        .unwrap_or_default();
     Ok(Baseline {
         entities,
         lookups,
         restore_point,
-        window_start: restore_point.map(|t| t - overlap),
+        window_start: restore_point.map(|t| t - overlap(mapping)),
     })
+}
+
+/// The restore point and the window start without loading the baseline: the newest value of each
+/// restore-point column, asked of the database. For commands that need only the window.
+pub async fn infer_window(
+    conn: &mut AnyConnection,
+    schema: &Schema,
+    mapping: &Mapping,
+) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+    let dialect = schema.dialect;
+    let mut newest: Option<DateTime<Utc>> = None;
+    for spec in &mapping.restore_point.columns {
+        let Some((table, column)) = spec.get_ref().split_once('.') else {
+            continue;
+        };
+        let class = schema
+            .table(table)
+            .and_then(|t| t.column(column))
+            .map(|c| c.class)
+            .ok_or_else(|| {
+                BaselineError::Unchecked(format!("{table}.{column} is not in the database"))
+            })?;
+        let zone = mapping
+            .entities
+            .values()
+            .filter(|e| e.table.get_ref() == table)
+            .filter_map(|e| e.columns.iter().find(|(k, _)| k.get_ref() == column))
+            .find_map(|(_, c)| c.zone.as_ref().and_then(|z| z.get_ref().parse().ok()));
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {} DESC LIMIT 1",
+            select_expr(dialect, column, class),
+            dialect.quote(table),
+            dialect.quote(column)
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| BaselineError::Read {
+                what: format!("the newest {table}.{column}"),
+                message: e.to_string(),
+            })?;
+        let value: Option<String> = match row {
+            Some(r) => r.try_get(0).map_err(|e| BaselineError::Read {
+                what: format!("the newest {table}.{column}"),
+                message: e.to_string(),
+            })?,
+            None => None,
+        };
+        if let Some(t) = value.as_deref().and_then(|v| to_utc(v, zone)) {
+            if newest.is_none_or(|n| t > n) {
+                newest = Some(t);
+            }
+        }
+    }
+    Ok((newest, newest.map(|t| t - overlap(mapping))))
+}
+
+fn overlap(mapping: &Mapping) -> chrono::Duration {
+    mapping
+        .restore_point
+        .overlap
+        .as_ref()
+        .and_then(|o| parse_duration(o.get_ref()))
+        .unwrap_or_default()
 }
 
 /// The newest value among the restore-point columns, from the rows just read when the column is

@@ -88,6 +88,10 @@ enum Command {
         mapping: Option<PathBuf>,
         #[command(flatten)]
         sources: SourceArgs,
+        /// The restored database: without --since, evidence is read from the restore point it
+        /// shows, minus the mapping's overlap.
+        #[arg(long)]
+        db: Option<String>,
         /// Read evidence from this instant, date or duration back ("7d") on.
         #[arg(long)]
         since: Option<String>,
@@ -272,6 +276,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             mapping,
             sources,
+            db,
             since,
             until,
             list,
@@ -283,9 +288,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 !inputs.is_empty(),
                 "no sources: give --stripe, --stripe-api, --calendar, --mail or --csv, or a config file that names them"
             );
-            let rules = match mapping.or(config.mapping.clone()) {
+            let loaded = match mapping.or(config.mapping.clone()) {
                 Some(path) => match Mapping::load(&path) {
-                    Ok(l) => l.mapping.sources,
+                    Ok(l) => Some(l),
                     Err(MappingError::Invalid(problems)) => {
                         for p in &problems {
                             eprintln!("{p}");
@@ -298,7 +303,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if !cli.quiet {
                         eprintln!("no mapping: reading structure only (no patterns, no rules)");
                     }
-                    mapping::SourceRules::default()
+                    None
                 }
             };
             let now = chrono::Utc::now();
@@ -310,10 +315,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })
                 .transpose()
             };
-            let window = gapfill::evidence::Window {
+            let mut window = gapfill::evidence::Window {
                 since: bound("since", since)?,
                 until: bound("until", until)?,
             };
+            // SPEC §4: without --since the window opens at the inferred restore point, less the
+            // mapping's overlap.
+            if let (None, Some(url), Some(l)) =
+                (window.since, db.or(config.database.clone()), &loaded)
+            {
+                let (restore_point, start) = block_on(infer_window(&url, &l.mapping))??;
+                if !cli.quiet {
+                    if let (Some(rp), Some(start)) = (restore_point, start) {
+                        eprintln!(
+                            "restore point {} (from {}); reading evidence from {}",
+                            rp.format("%Y-%m-%dT%H:%M:%SZ"),
+                            dburl::redact(&url),
+                            start.format("%Y-%m-%dT%H:%M:%SZ")
+                        );
+                    }
+                }
+                window.since = start;
+            }
+            let rules = loaded.map(|l| l.mapping.sources).unwrap_or_default();
             let mut collected = gapfill::evidence::Collected::default();
             let tallies = gapfill::sources::read_all(&inputs, &rules, &window, &mut collected);
             match format {
@@ -437,6 +461,20 @@ fn baseline_summary(b: &gapfill::baseline::Baseline) -> String {
     out += &format!("restore point: {}\n", when(b.restore_point));
     out += &format!("evidence read from: {}\n", when(b.window_start));
     out
+}
+
+/// The restore point and window start a database's restore-point columns show.
+async fn infer_window(
+    url: &str,
+    mapping: &Mapping,
+) -> anyhow::Result<(
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+)> {
+    let dialect = dburl::Dialect::of(url)?;
+    let mut conn = dburl::connect_read_only(url).await?;
+    let schema = schema::introspect(&mut conn, dialect).await?;
+    Ok(gapfill::baseline::infer_window(&mut conn, &schema, mapping).await?)
 }
 
 async fn introspect(url: &str) -> anyhow::Result<schema::Schema> {

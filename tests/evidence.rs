@@ -37,6 +37,27 @@ fn every_source_of_a_simulated_incident_is_accounted_for() {
     let (_dir, out) = incident(41, 120, "medium");
     let config = out.join("gapfill.toml");
     let doc = evidence_json(&["--config", config.to_str().unwrap()]);
+    // The config names the restored database: the window opens at the restore point it shows
+    // (its newest change), less the mapping's day of overlap.
+    let real_rp = std::fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("restore_point = \"")
+                .map(|v| v.trim_end_matches('"').to_string())
+        })
+        .unwrap();
+    let since = doc["window"]["since"].as_str().expect("a window start");
+    let since: chrono::DateTime<chrono::Utc> = since.parse().unwrap();
+    let real: chrono::DateTime<chrono::Utc> = real_rp.parse().unwrap();
+    assert!(
+        since < real - chrono::Duration::hours(23),
+        "{since} vs {real}"
+    );
+    assert!(
+        since > real - chrono::Duration::days(3),
+        "{since} vs {real}"
+    );
     let sources = doc["sources"].as_array().unwrap();
     let names: Vec<&str> = sources
         .iter()
