@@ -33,6 +33,8 @@ enum Format {
     Json,
 }
 
+// One value per run: its size does not matter, boxing would only obscure the arguments.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Write a complete simulated incident for the reference schema (examples/car-rental).
