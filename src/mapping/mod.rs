@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod init;
+pub mod project;
 pub mod transform;
 
 use std::collections::BTreeMap;
@@ -133,7 +134,8 @@ pub struct ColumnMap {
     /// Database value → the evidence words that mean it (status vocabularies).
     #[serde(default)]
     pub values: Option<Spanned<BTreeMap<String, Vec<String>>>>,
-    /// Source kinds, most trusted first, for this column only.
+    /// Source kinds, most trusted first, for this column only; sources it does not name give
+    /// this column nothing (a payment's status is not the reservation's).
     #[serde(default)]
     pub precedence: Vec<Name>,
     /// Written by `init`: a person has not confirmed this guess yet. `check` warns about each.

@@ -1,0 +1,165 @@
+//! Evidence seen through a mapping: which entities an item describes, and the column values it
+//! proposes for each (the "mapping" step between evidence and matching).
+//!
+//! A projection holds what one item says on its own. Values that need other rows — a lookup of an
+//! existing row's key, a reference to another entity's row — are left as requests for matching
+//! and planning to resolve; values made at apply time (`generate`) are not projected at all.
+
+use std::collections::BTreeMap;
+
+use super::transform::{self, ColumnValue};
+use super::{ColumnMap, Entity, Mapping};
+use crate::evidence::{Evidence, Value};
+
+/// What one evidence item proposes for one column.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Proposed {
+    /// A value ready for the column, and the evidence field it came from.
+    Value { value: ColumnValue, field: String },
+    /// The key of the existing row of `table` whose `columns` match `value`.
+    Lookup {
+        table: String,
+        columns: Vec<String>,
+        value: String,
+        field: String,
+    },
+    /// A constant from the mapping.
+    Constant(toml::Value),
+}
+
+/// One item as one entity: the values it proposes, and what could not be used and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Projection {
+    pub entity: String,
+    pub columns: BTreeMap<String, Proposed>,
+    /// Fields present but unusable for a column ("transform email cannot use …"), for the plan's
+    /// explanations.
+    pub problems: Vec<String>,
+}
+
+/// Whether the entity takes evidence of this source and kind (`feeds`; no `feeds` takes all).
+pub fn feeds(entity: &Entity, evidence: &Evidence) -> bool {
+    if entity.feeds.is_empty() {
+        return true;
+    }
+    entity
+        .feeds
+        .iter()
+        .find(|(source, _)| source.get_ref() == evidence.provenance.source.as_str())
+        .is_some_and(|(_, kinds)| {
+            kinds
+                .iter()
+                .any(|k| k.get_ref() == "*" || *k.get_ref() == evidence.kind)
+        })
+}
+
+/// The projections of `evidence` on every entity it feeds and says something about, in the
+/// mapping's insertion order.
+pub fn project(mapping: &Mapping, evidence: &Evidence) -> Vec<Projection> {
+    mapping
+        .insertion_order()
+        .into_iter()
+        .filter_map(|name| {
+            let (_, entity) = mapping.entities.iter().find(|(k, _)| k.get_ref() == name)?;
+            if !feeds(entity, evidence) {
+                return None;
+            }
+            let p = project_entity(name, entity, evidence);
+            (!p.columns.is_empty()).then_some(p)
+        })
+        .collect()
+}
+
+fn project_entity(name: &str, entity: &Entity, evidence: &Evidence) -> Projection {
+    let mut columns = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (column, spec) in &entity.columns {
+        match propose(spec, evidence) {
+            Ok(Some(p)) => {
+                columns.insert(column.get_ref().clone(), p);
+            }
+            Ok(None) => {}
+            Err(why) => problems.push(format!("{}: {why}", column.get_ref())),
+        }
+    }
+    // A constant alone says nothing about this item.
+    if columns.values().all(|p| matches!(p, Proposed::Constant(_))) {
+        columns.clear();
+    }
+    Projection {
+        entity: name.to_string(),
+        columns,
+        problems,
+    }
+}
+
+/// The first of `names` the evidence has.
+fn first_field<'e>(names: &[&str], evidence: &'e Evidence) -> Option<(String, &'e Value)> {
+    names
+        .iter()
+        .find_map(|n| evidence.get(n).map(|v| (n.to_string(), v)))
+}
+
+fn propose(spec: &ColumnMap, evidence: &Evidence) -> Result<Option<Proposed>, String> {
+    // A column's own precedence list names the only sources it takes values from.
+    let source = evidence.provenance.source.as_str();
+    if !spec.precedence.is_empty() && !spec.precedence.iter().any(|s| s.get_ref() == source) {
+        return Ok(None);
+    }
+    if let Some(v) = &spec.value {
+        return Ok(Some(Proposed::Constant(v.get_ref().clone())));
+    }
+    if let Some(l) = &spec.lookup {
+        let names = l.from.get_ref().names();
+        let Some((field, value)) = first_field(&names, evidence) else {
+            return Ok(None);
+        };
+        return Ok(Some(Proposed::Lookup {
+            table: l.table.get_ref().clone(),
+            columns: l
+                .match_columns
+                .iter()
+                .map(|c| c.get_ref().clone())
+                .collect(),
+            value: value.to_string(),
+            field,
+        }));
+    }
+    let Some(from) = &spec.from else {
+        // entity references and generated values are not the evidence's to give.
+        return Ok(None);
+    };
+    let names = from.get_ref().names();
+    let Some((field, value)) = first_field(&names, evidence) else {
+        return Ok(None);
+    };
+    if let Some(vocabulary) = &spec.values {
+        let word = value.to_string();
+        let word = word.trim();
+        let found = vocabulary
+            .get_ref()
+            .iter()
+            .find(|(_, words)| words.iter().any(|w| w.eq_ignore_ascii_case(word)));
+        return match found {
+            Some((db_value, _)) => Ok(Some(Proposed::Value {
+                value: ColumnValue::Text(db_value.clone()),
+                field,
+            })),
+            None => Err(format!(
+                "{field} \"{word}\" is in no list of the column's `values`"
+            )),
+        };
+    }
+    let zone = spec.zone.as_ref().and_then(|z| z.get_ref().parse().ok());
+    let value = match &spec.transform {
+        Some(t) => transform::apply(*t.get_ref(), value, zone).map_err(|e| e.to_string())?,
+        None => match value {
+            Value::Text(s) => ColumnValue::Text(s.clone()),
+            Value::Int(i) => ColumnValue::Int(*i),
+            Value::Time(t) => ColumnValue::Instant(*t),
+            Value::Date(d) => ColumnValue::Date(*d),
+            other => ColumnValue::Text(other.to_string()),
+        },
+    };
+    Ok(Some(Proposed::Value { value, field }))
+}
