@@ -28,7 +28,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeZone, Utc};
 use mail_parser::{HeaderName, HeaderValue, MessageParser, PartType};
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::{
@@ -192,6 +192,7 @@ pub fn read(
         seen: HashMap::new(),
         origins: Vec::new(),
         parser: MessageParser::default(),
+        prepared: Prepared::new(rules),
     };
     if meta.is_dir() {
         std::fs::read_dir(path).map_err(|e| MailError::Unreadable {
@@ -222,6 +223,7 @@ pub fn read_stream<R: BufRead>(
         seen: HashMap::new(),
         origins: Vec::new(),
         parser: MessageParser::default(),
+        prepared: Prepared::new(rules),
     };
     r.stats.files += 1;
     let head = reader.fill_buf().map(<[u8]>::to_vec).unwrap_or_default();
@@ -244,6 +246,102 @@ struct Reader<'a> {
     seen: HashMap<u64, (u32, u64)>,
     origins: Vec<String>,
     parser: MessageParser,
+    prepared: Prepared,
+}
+
+/// What the kind rules need per message, worked out once per read: a mapping gives many kind
+/// rules the same sender pattern, and a subject matches at most a few of them.
+struct Prepared {
+    /// For each kind rule, the index of its `from` pattern among the distinct ones.
+    from_of: Vec<Option<usize>>,
+    /// How many distinct `from` patterns there are.
+    froms: usize,
+    /// The kind rules' subject patterns, for finding in one pass the few rules whose subject
+    /// matches.
+    subjects: Prefilter,
+}
+
+/// Patterns matched together in one pass to know which of them can match at all. A pattern is
+/// left out of the set, and always counted as a possible match, when it has a word boundary:
+/// over text that is not ASCII a Unicode `\b` makes the whole set fall back from the lazy DFA to
+/// the much slower PikeVM.
+struct Prefilter {
+    set: Option<RegexSet>,
+    /// For each pattern, its index in `set`, `None` when it is left out.
+    index: Vec<Option<usize>>,
+}
+
+impl Prefilter {
+    /// `None` in `patterns` stands for a condition that always holds.
+    fn new<'p>(patterns: impl Iterator<Item = Option<&'p str>>) -> Prefilter {
+        let mut members = Vec::new();
+        let index = patterns
+            .map(|p| {
+                let p = p.unwrap_or("");
+                (!p.contains("\\b") && !p.contains("\\B")).then(|| {
+                    members.push(p);
+                    members.len() - 1
+                })
+            })
+            .collect();
+        match RegexSet::new(&members) {
+            Ok(set) => Prefilter {
+                set: Some(set),
+                index,
+            },
+            Err(_) => Prefilter { set: None, index },
+        }
+    }
+
+    fn hits(&self, text: &str) -> Hits<'_> {
+        Hits {
+            matches: self.set.as_ref().map(|s| s.matches(text)),
+            index: &self.index,
+        }
+    }
+}
+
+struct Hits<'a> {
+    matches: Option<regex::SetMatches>,
+    index: &'a [Option<usize>],
+}
+
+impl Hits<'_> {
+    /// Whether pattern `i` may match: false only when it certainly does not.
+    fn may_match(&self, i: usize) -> bool {
+        match (&self.matches, self.index.get(i).copied().flatten()) {
+            (Some(m), Some(j)) => m.matched(j),
+            _ => true,
+        }
+    }
+}
+
+impl Prepared {
+    fn new(rules: &MailRules) -> Prepared {
+        let mut distinct: Vec<&str> = Vec::new();
+        let from_of = rules
+            .kinds
+            .iter()
+            .map(|r| {
+                let p = r.from.as_ref()?.as_str();
+                Some(distinct.iter().position(|d| *d == p).unwrap_or_else(|| {
+                    distinct.push(p);
+                    distinct.len() - 1
+                }))
+            })
+            .collect();
+        let subjects = Prefilter::new(
+            rules
+                .kinds
+                .iter()
+                .map(|r| r.subject.as_ref().map(Pattern::as_str)),
+        );
+        Prepared {
+            from_of,
+            froms: distinct.len(),
+            subjects,
+        }
+    }
 }
 
 /// Where a message is, while it is being read.
@@ -544,7 +642,19 @@ impl Reader<'_> {
         let mut captured: Vec<(String, String)> = Vec::new();
         let mut kind: Option<String> = None;
         let mut quotes: Option<String> = None;
-        for rule in &self.rules.kinds {
+        let prepared = &self.prepared;
+        let subject_hits = prepared.subjects.hits(&subject);
+        // Whether each distinct sender pattern matches, asked once each.
+        let mut from_hits: Vec<Option<bool>> = vec![None; prepared.froms];
+        for (i, rule) in self.rules.kinds.iter().enumerate() {
+            if !subject_hits.may_match(i) {
+                continue;
+            }
+            if let (Some(p), Some(f)) = (&rule.from, prepared.from_of[i]) {
+                if !*from_hits[f].get_or_insert_with(|| p.regex().is_match(&from_line)) {
+                    continue;
+                }
+            }
             if let Some(caps) = rule_matches(rule, Some(&from_line), &subject) {
                 kind = Some(rule.kind.clone());
                 captured = caps;
@@ -554,8 +664,12 @@ impl Reader<'_> {
         let mut pattern_subject = subject.as_str();
         if kind.is_none() {
             let stripped = strip_thread_prefix(&subject);
-            let quoted = self.rules.kinds.iter().find_map(|rule| {
+            let stripped_hits = prepared.subjects.hits(stripped.1);
+            let quoted = self.rules.kinds.iter().enumerate().find_map(|(i, rule)| {
                 rule.subject.as_ref()?;
+                if !stripped_hits.may_match(i) {
+                    return None;
+                }
                 rule_matches(rule, None, stripped.1).map(|caps| (rule, caps))
             });
             if let Some((rule, caps)) = quoted {
@@ -655,6 +769,8 @@ impl Reader<'_> {
             };
             let structured = reservations.first().map(|(_, r)| r);
             let mut body: Option<String> = None;
+            // The body patterns are not matched as a set first: nearly all of them match a
+            // booking mail, so one more pass over the body costs more than it saves.
             for p in self.rules.patterns.iter().filter(|p| wanted(p)) {
                 let names = p.pattern.regex().capture_names().flatten();
                 let known = |name: &str| {

@@ -1,6 +1,9 @@
 //! Text as mail shows it turned into typed values: amounts into integer minor units, dates with
 //! a zone into UTC instants.
 
+use std::sync::LazyLock;
+
+use chrono::format::{self, Item, Parsed, StrftimeItems};
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 
 /// Decimal places of a currency's minor unit (ISO 4217). Most have two; these are the others.
@@ -162,6 +165,22 @@ const LOCAL_FORMATS: &[&str] = &[
     "%B %d, %Y %H:%M",
 ];
 
+/// [`LOCAL_FORMATS`] taken apart once: `NaiveDateTime::parse_from_str` would take its format
+/// apart again for every try, and a booking mail tries several formats for each of its dates.
+static LOCAL_ITEMS: LazyLock<Vec<Vec<Item<'static>>>> = LazyLock::new(|| {
+    LOCAL_FORMATS
+        .iter()
+        .map(|f| StrftimeItems::new(f).parse().expect("a valid format"))
+        .collect()
+});
+
+/// `NaiveDateTime::parse_from_str` with a format already taken apart.
+fn parse_local(text: &str, items: &[Item<'static>]) -> Option<NaiveDateTime> {
+    let mut parsed = Parsed::new();
+    format::parse(&mut parsed, text, items.iter()).ok()?;
+    parsed.to_naive_datetime_with_offset(0).ok()
+}
+
 /// A date and time with a zone ("2026-09-14 10:00 +01:00", "Mon 14 Sep 2026, 10:00 WEST",
 /// "14/09/2026 10:00 (UTC+01:00)", RFC 3339, RFC 2822) as a UTC instant. `None` without a zone:
 /// a local time alone does not say when something happened.
@@ -176,8 +195,8 @@ pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
     let (local, offset) = split_zone(text)?;
     let local = local.trim().trim_end_matches(',').trim();
     let offset = FixedOffset::east_opt(offset)?;
-    LOCAL_FORMATS.iter().find_map(|f| {
-        let naive = NaiveDateTime::parse_from_str(local, f).ok()?;
+    LOCAL_ITEMS.iter().find_map(|items| {
+        let naive = parse_local(local, items)?;
         offset
             .from_local_datetime(&naive)
             .single()
@@ -283,6 +302,28 @@ mod tests {
         assert_eq!(parse_instant("September 14, 2026 at 6:00 PM JST"), want);
         assert_eq!(parse_instant("2026-09-14 10:00"), None);
         assert_eq!(parse_instant("soon"), None);
+    }
+
+    #[test]
+    fn formats_taken_apart_once_read_as_chrono_reads_them() {
+        let samples = [
+            "2026-09-14 10:00:30",
+            "2026-09-14T10:00",
+            "14.09.2026 10:00",
+            "Mon 14 Sep 2026, 10:00",
+            "September 14, 2026 at 6:00 PM",
+            "14 Sep 2026 10:00 extra",
+            "",
+        ];
+        for (format, items) in LOCAL_FORMATS.iter().zip(LOCAL_ITEMS.iter()) {
+            for s in samples {
+                assert_eq!(
+                    parse_local(s, items),
+                    NaiveDateTime::parse_from_str(s, format).ok(),
+                    "{s:?} as {format}"
+                );
+            }
+        }
     }
 
     #[test]
