@@ -6,15 +6,9 @@ use std::sync::LazyLock;
 use chrono::format::{self, Item, Parsed, StrftimeItems};
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 
-/// Decimal places of a currency's minor unit (ISO 4217). Most have two; these are the others.
+/// Decimal places of a currency's minor unit: the one ISO 4217 table, [`crate::money::exponent`].
 pub fn minor_digits(currency: &str) -> u32 {
-    match currency {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        "CLF" | "UYW" => 4,
-        _ => 2,
-    }
+    crate::money::exponent(currency)
 }
 
 /// Currency symbols that name one currency in practice. "$" alone is taken as USD and "¥" as
