@@ -44,12 +44,14 @@ fi
 
 # localstripe, a stateful Stripe-compatible server, for the live Stripe API tests: installed when
 # missing, started on a free 127.0.0.1 port for this run only, stopped when the run ends.
-if ! command -v localstripe >/dev/null 2>&1; then
+# Run as a module: a console script that pip has just installed may not be on PATH yet (pyenv's
+# shims appear only after a rehash).
+if ! python3 -c 'import localstripe' >/dev/null 2>&1; then
     echo "installing localstripe" >&2
     python3 -m pip install --quiet localstripe >&2
 fi
 stripe_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-localstripe --port "$stripe_port" >"${TMPDIR:-/tmp}/gapfill-localstripe-$stripe_port.log" 2>&1 &
+python3 -m localstripe --port "$stripe_port" >"${TMPDIR:-/tmp}/gapfill-localstripe-$stripe_port.log" 2>&1 &
 stripe_pid=$!
 trap 'kill "$stripe_pid" 2>/dev/null || true' EXIT
 stripe_up() { python3 -c "import urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:$stripe_port/v1/customers', headers={'Authorization': 'Bearer sk_test_up'}), timeout=1)"; }
