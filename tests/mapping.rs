@@ -27,7 +27,7 @@ fn sqlite_db(script: &str) -> (tempfile::TempDir, String) {
     let path = dir.path().join("db.sqlite");
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let script = script.to_string();
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
+    block_on(async {
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(script))
             .execute(&mut conn)
@@ -40,6 +40,25 @@ fn sqlite_db(script: &str) -> (tempfile::TempDir, String) {
 
 fn reference_sqlite() -> (tempfile::TempDir, String) {
     sqlite_db(gapfill::reference::DDL_SQLITE)
+}
+
+/// The reference schema, empty, in a new database on the test PostgreSQL server; None (the test
+/// skips) when no server is configured.
+fn reference_postgres(tag: &str) -> Option<(String, Dropper)> {
+    let base = server("GAPFILL_TEST_POSTGRES")?;
+    let ddl = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/car-rental/schema.postgres.sql");
+    Some(postgres_db(&base, tag, &ddl))
+}
+
+/// The same on the test MariaDB server.
+fn reference_mariadb(tag: &str) -> Option<(String, Dropper)> {
+    let base = server("GAPFILL_TEST_MYSQL")?;
+    let ddl = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/car-rental/schema.mysql.sql");
+    Some(mysql_db(&base, tag, &ddl))
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Runtime::new().unwrap().block_on(f)
 }
 
 /// `init` writes a draft, `check` accepts it (with a warning per guess), and the shipped
@@ -92,22 +111,16 @@ fn init_then_check_on_sqlite() {
 
 #[test]
 fn init_then_check_on_postgres() {
-    let Some(base) = server("GAPFILL_TEST_POSTGRES") else {
-        return;
-    };
-    let ddl = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/car-rental/schema.postgres.sql");
-    let (url, _guard) = postgres_db(&base, "map", &ddl);
-    init_then_check(&url);
+    if let Some((url, _guard)) = reference_postgres("map") {
+        init_then_check(&url);
+    }
 }
 
 #[test]
 fn init_then_check_on_mariadb() {
-    let Some(base) = server("GAPFILL_TEST_MYSQL") else {
-        return;
-    };
-    let ddl = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/car-rental/schema.mysql.sql");
-    let (url, _guard) = mysql_db(&base, "map", &ddl);
-    init_then_check(&url);
+    if let Some((url, _guard)) = reference_mariadb("map") {
+        init_then_check(&url);
+    }
 }
 
 /// Each file in fixtures/mapping/errors holds one mistake; `check` must report it at its place,
@@ -157,7 +170,7 @@ fn every_kind_of_mistake_is_located() {
 /// them, and no code assumed the reference schema.
 fn other_schema_baseline(url: &str) -> baseline::Baseline {
     let loaded = Mapping::load(&fixtures().join("other-schema/mapping.toml")).unwrap();
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
+    block_on(async {
         let dialect = Dialect::of(url).unwrap();
         let mut conn = dburl::connect_read_only(url).await.unwrap();
         let schema = schema::introspect(&mut conn, dialect).await.unwrap();
@@ -239,8 +252,7 @@ fn the_reference_baseline_and_its_restore_point() {
     let (_dir, out) = incident(31, 60, "low");
     let url = sqlite_url(&out.join("restored.db"));
     let loaded = Mapping::load(&reference_mapping()).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (b, counts, real_rp) = rt.block_on(async {
+    let (b, counts, real_rp) = block_on(async {
         let mut conn = dburl::connect_read_only(&url).await.unwrap();
         let schema = schema::introspect(&mut conn, Dialect::Sqlite)
             .await
@@ -322,33 +334,21 @@ async fn writes_are_refused(url: &str) {
 #[test]
 fn planning_connections_cannot_write_sqlite() {
     let (_dir, url) = reference_sqlite();
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(writes_are_refused(&url));
+    block_on(writes_are_refused(&url));
 }
 
 #[test]
 fn planning_connections_cannot_write_postgres() {
-    let Some(base) = server("GAPFILL_TEST_POSTGRES") else {
-        return;
-    };
-    let ddl = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/car-rental/schema.postgres.sql");
-    let (url, _guard) = postgres_db(&base, "ro", &ddl);
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(writes_are_refused(&url));
+    if let Some((url, _guard)) = reference_postgres("ro") {
+        block_on(writes_are_refused(&url));
+    }
 }
 
 #[test]
 fn planning_connections_cannot_write_mariadb() {
-    let Some(base) = server("GAPFILL_TEST_MYSQL") else {
-        return;
-    };
-    let ddl = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/car-rental/schema.mysql.sql");
-    let (url, _guard) = mysql_db(&base, "ro", &ddl);
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(writes_are_refused(&url));
+    if let Some((url, _guard)) = reference_mariadb("ro") {
+        block_on(writes_are_refused(&url));
+    }
 }
 
 /// A key the database cannot fill is caught before anything is planned.
