@@ -51,11 +51,17 @@ if ! python3 -c 'import localstripe' >/dev/null 2>&1; then
     python3 -m pip install --quiet localstripe >&2
 fi
 stripe_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-python3 -m localstripe --port "$stripe_port" >"${TMPDIR:-/tmp}/gapfill-localstripe-$stripe_port.log" 2>&1 &
+# --from-scratch: localstripe otherwise reloads the store it pickles to a fixed path in /tmp, and
+# a store cut short when an earlier server was stopped mid-write keeps it from starting at all.
+stripe_log="${TMPDIR:-/tmp}/gapfill-localstripe-$stripe_port.log"
+python3 -m localstripe --port "$stripe_port" --from-scratch >"$stripe_log" 2>&1 &
 stripe_pid=$!
 trap 'kill "$stripe_pid" 2>/dev/null || true' EXIT
 stripe_up() { python3 -c "import urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:$stripe_port/v1/customers', headers={'Authorization': 'Bearer sk_test_up'}), timeout=1)"; }
-wait_for localstripe stripe_up
+if ! wait_for localstripe stripe_up; then
+    tail -n 20 "$stripe_log" >&2
+    exit 1
+fi
 export GAPFILL_TEST_STRIPE_BASE="http://127.0.0.1:$stripe_port"
 # As with the databases: CI must really run the Stripe API tests, never skip them.
 export GAPFILL_REQUIRE_STRIPE=1
