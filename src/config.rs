@@ -106,15 +106,16 @@ impl Config {
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let file: File = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map(|s| s.start).unwrap_or(0);
-            let before = &text[..offset.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            let at = crate::mapping::Locator::new(path, text).problem(
+                e.span().map(|s| s.start).unwrap_or(0),
+                crate::mapping::Severity::Error,
+                e.message().trim().to_string(),
+            );
             ConfigError::Invalid {
                 path: path.to_path_buf(),
-                line,
-                column,
-                message: e.message().trim().to_string(),
+                line: at.line,
+                column: at.column,
+                message: at.message,
             }
         })?;
         let base = path.parent().unwrap_or(Path::new("."));

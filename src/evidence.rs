@@ -193,6 +193,14 @@ impl Evidence {
     }
 }
 
+/// A short, stable digest of bytes (FNV-1a, hex): the same on every run and platform, which
+/// std's hashers are not. Not for secrets.
+pub fn stable_hash(bytes: &[u8]) -> String {
+    let mut h = Fnv::new();
+    h.write(bytes);
+    format!("{:016x}", h.0)
+}
+
 struct Fnv(u64);
 
 impl Fnv {

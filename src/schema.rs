@@ -121,12 +121,7 @@ impl Schema {
     /// Two databases with the same schema give the same fingerprint whatever their rows.
     pub fn fingerprint(&self) -> String {
         let canonical = serde_json::to_string(&self.tables).unwrap_or_default();
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in canonical.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        format!("{h:016x}")
+        crate::evidence::stable_hash(canonical.as_bytes())
     }
 }
 
@@ -440,31 +435,37 @@ fn assemble(
         });
     }
     // constraint, type (p/u/f), table, column, position, referenced table, referenced column
-    let mut last: Option<(String, String)> = None;
+    // MySQL keeps index and foreign-key names apart, so one name can be both: a row continues
+    // the constraint before it only when table, name and kind all agree.
+    let mut last: Option<(String, String, String)> = None;
     for k in constraints {
         let (name, kind, table) = (s(&k[0]), s(&k[1]), s(&k[2]));
         let column = s(&k[3]);
         let Some(t) = out.get_mut(&table) else {
             continue;
         };
-        let same = last.as_ref() == Some(&(table.clone(), name.clone()));
-        match kind.as_str() {
+        let key = (table, name, kind);
+        let same = last.as_ref() == Some(&key);
+        match key.2.as_str() {
             "p" => t.primary_key.push(column),
-            "u" if same => t.unique.last_mut().expect("started").push(column),
-            "u" => t.unique.push(vec![column]),
-            "f" if same => {
-                let fk = t.foreign_keys.last_mut().expect("started");
-                fk.columns.push(column);
-                fk.references.push(s(&k[6]));
-            }
-            "f" => t.foreign_keys.push(ForeignKey {
-                columns: vec![column],
-                table: s(&k[5]),
-                references: vec![s(&k[6])],
-            }),
+            "u" => match t.unique.last_mut() {
+                Some(cols) if same => cols.push(column),
+                _ => t.unique.push(vec![column]),
+            },
+            "f" => match t.foreign_keys.last_mut() {
+                Some(fk) if same => {
+                    fk.columns.push(column);
+                    fk.references.push(s(&k[6]));
+                }
+                _ => t.foreign_keys.push(ForeignKey {
+                    columns: vec![column],
+                    table: s(&k[5]),
+                    references: vec![s(&k[6])],
+                }),
+            },
             _ => {}
         }
-        last = Some((table, name));
+        last = Some(key);
     }
     out
 }

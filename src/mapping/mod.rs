@@ -385,15 +385,10 @@ impl Mapping {
         if problems.iter().any(|p| p.severity == Severity::Error) {
             return Err(MappingError::Invalid(problems));
         }
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in text.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
         Ok(Loaded {
             mapping,
             locator,
-            hash: format!("{h:016x}"),
+            hash: crate::evidence::stable_hash(text.as_bytes()),
         })
     }
 
