@@ -78,7 +78,7 @@ pub async fn begin_read_only(conn: &mut AnyConnection, dialect: Dialect) -> Resu
     Ok(())
 }
 
-fn select_expr(dialect: Dialect, column: &str, class: TypeClass) -> String {
+pub(crate) fn select_expr(dialect: Dialect, column: &str, class: TypeClass) -> String {
     let q = dialect.quote(column);
     match (dialect, class) {
         (Dialect::Postgres, TypeClass::Timestamp { zoned: true }) => {
@@ -155,7 +155,7 @@ pub fn with_scale(text: &str, scale: u32) -> String {
     }
 }
 
-fn canonical(t: DateTime<Utc>) -> String {
+pub(crate) fn canonical(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 

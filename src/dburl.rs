@@ -59,6 +59,15 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// The database's own name, for a person to type before apply: the file name of a SQLite
+/// database, the path of a server URL.
+pub fn database_name(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let last = rest.rsplit('/').next().unwrap_or(rest);
+    last.to_string()
+}
+
 /// Connects for reading. SQLite files are opened read-only; `mariadb://` is accepted as MySQL.
 /// One connection, not a pool: a pool retries a refused connection until its timeout, and an
 /// engineer mid-outage should hear at once that the database is unreachable.
@@ -97,7 +106,7 @@ pub async fn connect_read_only(url: &str) -> Result<AnyConnection, UrlError> {
 }
 
 /// Driver messages sometimes echo the URL; make sure a password never survives in them.
-fn scrub(message: &str, url: &str) -> String {
+pub(crate) fn scrub(message: &str, url: &str) -> String {
     let redacted = redact(url);
     if redacted == url {
         return message.to_string();

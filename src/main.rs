@@ -106,6 +106,61 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Build the reconciliation plan: baseline, evidence, matching, changes. Writes nothing to
+    /// the database.
+    Plan {
+        /// The incident's config file (mapping, database, sources); ./gapfill.toml when present.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// The restored database, read-only: sqlite://PATH, postgres://… or mysql://…
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        db: Option<String>,
+        #[command(flatten)]
+        sources: SourceArgs,
+        /// Read evidence from this instant, date or duration back ("7d"); by default from the
+        /// restore point the database shows, less the mapping's overlap.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        /// Where to write the plan (readable by its owner only).
+        #[arg(long)]
+        out: PathBuf,
+        /// Print each stage's wall time and the peak memory to stderr.
+        #[arg(long)]
+        timings: bool,
+        /// Exit 2 when the plan proposes any change.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Apply a plan's accepted changes to the database, in one transaction.
+    Apply {
+        plan: PathBuf,
+        /// The database to change: the one the plan was made against.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        db: String,
+        /// Do everything, then roll back: nothing is kept.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for the database name before applying.
+        #[arg(long)]
+        yes: bool,
+        /// Write the SQL script that restores the before-values here.
+        #[arg(long)]
+        undo: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Render a plan.
+    Show {
+        plan: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Validate a mapping file against a live database's schema.
     Check {
         #[arg(long)]
@@ -368,6 +423,133 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let failed = tallies.iter().any(|t| !t.errors.is_empty());
             Ok(ExitCode::from(if failed { 1 } else { 0 }))
         }
+        Command::Plan {
+            config,
+            mapping,
+            db,
+            sources,
+            since,
+            until,
+            out,
+            timings,
+            detailed_exitcode,
+            format,
+        } => {
+            let config = gapfill::config::Config::load(config.as_deref())?;
+            let inputs = sources.inputs(&config, cli.quiet);
+            anyhow::ensure!(
+                !inputs.is_empty(),
+                "no sources: give --stripe, --stripe-api, --calendar, --mail or --csv, or a config file that names them"
+            );
+            let mapping_path = mapping.or(config.mapping.clone()).context(
+                "no mapping: give --mapping FILE or a config file that names one (draft one with `gapfill init`)",
+            )?;
+            let loaded = load_mapping(&mapping_path)?;
+            let url = db.or(config.database.clone()).context(
+                "no database: give --db URL, set DATABASE_URL, or name one in the config file",
+            )?;
+            let now = chrono::Utc::now();
+            let since = parse_bound("since", since, now)?;
+            let until = parse_bound("until", until, now)?;
+            let show = !cli.quiet && std::io::stderr().is_terminal();
+            let spinner = show.then(|| {
+                let b = indicatif::ProgressBar::new_spinner();
+                b.enable_steady_tick(std::time::Duration::from_millis(120));
+                b
+            });
+            let mut progress = |stage: &str| {
+                if let Some(b) = &spinner {
+                    b.set_message(stage.to_string());
+                }
+            };
+            let outcome = block_on(gapfill::pipeline::run(gapfill::pipeline::Request {
+                mapping: &loaded,
+                url: &url,
+                inputs: &inputs,
+                since,
+                until,
+                progress: &mut progress,
+            }))?
+            .context("plan failed")?;
+            if let Some(b) = spinner {
+                b.finish_and_clear();
+            }
+            outcome.plan.write(&out)?;
+            if timings {
+                for (stage, t) in &outcome.timings {
+                    eprintln!("{stage:<10} {:>8.2} s", t.as_secs_f64());
+                }
+                if let Some(peak) = gapfill::pipeline::peak_memory() {
+                    eprintln!("peak memory {:.0} MiB", peak as f64 / 1048576.0);
+                }
+            }
+            match format {
+                Format::Json => {
+                    print(&(serde_json::to_string_pretty(&outcome.plan.summary)? + "\n"))?
+                }
+                Format::Text if !cli.quiet => {
+                    print(&gapfill::sources::report(
+                        &outcome.tallies,
+                        &outcome.window,
+                        &gapfill::evidence::Collected::default(),
+                        false,
+                    ))?;
+                    print(&gapfill::plan::render::summary(&outcome.plan))?;
+                    print(&format!("plan written to {}\n", out.display()))?;
+                }
+                Format::Text => {}
+            }
+            let failed = outcome.tallies.iter().any(|t| !t.errors.is_empty());
+            let changes = !outcome.plan.changes.is_empty();
+            Ok(ExitCode::from(if failed {
+                1
+            } else if detailed_exitcode && changes {
+                2
+            } else {
+                0
+            }))
+        }
+        Command::Apply {
+            plan,
+            db,
+            dry_run,
+            yes,
+            undo,
+            format,
+        } => {
+            let path = plan;
+            let plan = gapfill::plan::Plan::read(&path)?;
+            if !cli.quiet || !yes {
+                eprint!("{}", gapfill::plan::render::summary(&plan));
+            }
+            if !yes && !dry_run {
+                let name = dburl::database_name(&db);
+                eprint!(
+                    "apply the accepted changes of {} to {}? type the database name ({name}) to go on: ",
+                    path.display(),
+                    dburl::redact(&db)
+                );
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                anyhow::ensure!(answer.trim() == name, "not confirmed; nothing was applied");
+            }
+            let opts = gapfill::apply::Options { dry_run, undo };
+            let report =
+                block_on(gapfill::apply::apply(&plan, &db, &opts))?.context("apply failed")?;
+            match format {
+                Format::Json => print(&(serde_json::to_string_pretty(&report)? + "\n"))?,
+                Format::Text => print(&gapfill::apply::render(&report))?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { plan, format } => {
+            let plan = gapfill::plan::Plan::read(&plan)?;
+            match format {
+                Format::Json => print(&String::from_utf8_lossy(&plan.to_bytes()))?,
+                Format::Text => print(&gapfill::plan::render::text(&plan))?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check {
             mapping,
             db,
@@ -412,6 +594,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn load_mapping(path: &std::path::Path) -> anyhow::Result<mapping::Loaded> {
+    match Mapping::load(path) {
+        Ok(l) => Ok(l),
+        Err(MappingError::Invalid(problems)) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            anyhow::bail!("the mapping {} has errors; fix them first", path.display());
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn parse_bound(
+    flag: &str,
+    v: Option<String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    v.map(|s| {
+        gapfill::evidence::parse_bound(&s, now).with_context(|| {
+            format!("--{flag} {s:?} is not an instant, a date or a duration such as 7d")
+        })
+    })
+    .transpose()
 }
 
 /// Reads the baseline with a progress line per table on a terminal.

@@ -25,6 +25,18 @@ pub fn from_stripe(amount: i64, currency: &str) -> i64 {
     }
 }
 
+/// Minor units in major units, exactly, for people ("289.50" EUR, "12000" JPY).
+pub fn format_major(minor: i64, currency: &str) -> String {
+    let e = exponent(currency) as usize;
+    if e == 0 {
+        return minor.to_string();
+    }
+    let sign = if minor < 0 { "-" } else { "" };
+    let digits = format!("{:0>width$}", minor.unsigned_abs(), width = e + 1);
+    let (int, frac) = digits.split_at(digits.len() - e);
+    format!("{sign}{int}.{frac}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,7 +70,8 @@ pub fn project(mapping: &Mapping, evidence: &Evidence) -> Vec<Projection> {
         .collect()
 }
 
-fn project_entity(name: &str, entity: &Entity, evidence: &Evidence) -> Projection {
+/// The projection of `evidence` on one entity (without asking whether the entity takes it).
+pub fn project_entity(name: &str, entity: &Entity, evidence: &Evidence) -> Projection {
     let mut columns = BTreeMap::new();
     let mut problems = Vec::new();
     for (column, spec) in &entity.columns {

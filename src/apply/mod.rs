@@ -1,0 +1,388 @@
+//! `gapfill apply`: executes exactly the accepted changes of one plan, in one transaction, or
+//! nothing (SPEC §3).
+//!
+//! Apply is the only code that writes to the target database, and it takes nothing but a plan.
+//! Before writing it checks that the database has the plan's schema, that every accepted change's
+//! inserts are accepted too, and that every row an update touches still holds the before-values
+//! the plan recorded (a stale plan is refused, naming the rows). Inserts run in the plan's order,
+//! the database's keys replacing plan-local ones; every change is recorded in `gapfill_audit`
+//! in the same transaction, so a change already applied is skipped and a plan applied twice
+//! changes nothing the second time. The statements it issues are INSERT, UPDATE and SELECT, and
+//! one CREATE TABLE IF NOT EXISTS for the audit table: never DELETE, DROP or TRUNCATE
+//! (invariant 2). The undo script it writes is for a person to run.
+
+mod sql;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use chrono::Utc;
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use crate::dburl::{self, Dialect};
+use crate::plan::{After, Change, Decision, Op, Plan};
+use crate::schema::{self, Schema};
+use sql::{Bind, Statement};
+
+pub const AUDIT_TABLE: &str = "gapfill_audit";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    #[error(transparent)]
+    Url(#[from] dburl::UrlError),
+    #[error(transparent)]
+    Schema(#[from] schema::SchemaError),
+    #[error("the plan was made against another schema (fingerprint {plan}, the database has {db}); make a new plan against this database")]
+    WrongSchema { plan: String, db: String },
+    #[error("the plan is stale: {} row(s) changed since it was made:\n{}\nmake a new plan; nothing was applied", .rows.len(), .rows.join("\n"))]
+    Stale { rows: Vec<String> },
+    #[error("change {change} is accepted but needs {needs}, which is not accepted: accept both or neither (gapfill review); nothing was applied")]
+    Dependency { change: String, needs: String },
+    #[error("{what} failed: {message}; nothing was applied")]
+    Db { what: String, message: String },
+    #[error("cannot write the undo script {path}: {message}")]
+    Undo { path: String, message: String },
+}
+
+type Result<T> = std::result::Result<T, ApplyError>;
+
+pub struct Options {
+    /// Do everything, then roll back.
+    pub dry_run: bool,
+    /// Where to write the script that restores the before-values.
+    pub undo: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub plan_hash: String,
+    pub dry_run: bool,
+    pub accepted: usize,
+    /// Accepted changes this run made.
+    pub applied: usize,
+    /// Accepted changes an earlier apply already made (found in the audit table).
+    pub already_applied: usize,
+    /// Per table: rows inserted and updated.
+    pub inserted: BTreeMap<String, u64>,
+    pub updated: BTreeMap<String, u64>,
+    pub undo: Option<String>,
+}
+
+/// Connects for writing (apply only).
+pub async fn connect(url: &str) -> Result<AnyConnection> {
+    use sqlx::ConnectOptions;
+    use std::str::FromStr;
+    sqlx::any::install_default_drivers();
+    let dialect = Dialect::of(url)?;
+    let driver_url = match dialect {
+        Dialect::Mysql if url.starts_with("mariadb:") => url.replacen("mariadb:", "mysql:", 1),
+        _ => url.to_string(),
+    };
+    let fail = |e: sqlx::Error| ApplyError::Db {
+        what: format!("connecting to {}", dburl::redact(url)),
+        message: dburl::scrub(&e.to_string(), url),
+    };
+    let opts = sqlx::any::AnyConnectOptions::from_str(&driver_url)
+        .map_err(fail)?
+        .disable_statement_logging();
+    let mut conn = opts.connect().await.map_err(fail)?;
+    if dialect == Dialect::Mysql {
+        // TIMESTAMP columns convert from the session's zone; the plan's instants are UTC.
+        run(
+            &mut conn,
+            "SET time_zone = '+00:00'",
+            "setting the session time zone",
+        )
+        .await?;
+    }
+    Ok(conn)
+}
+
+async fn run(conn: &mut AnyConnection, sql: &str, what: &str) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| ApplyError::Db {
+            what: what.to_string(),
+            message: e.to_string(),
+        })?;
+    Ok(())
+}
+
+/// The accepted changes, checked: every insert an accepted change needs is accepted too.
+fn accepted(plan: &Plan) -> Result<Vec<&Change>> {
+    let ok: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.decision == Decision::Accepted)
+        .collect();
+    let locals: HashSet<&str> = ok
+        .iter()
+        .filter(|c| c.op == Op::Insert)
+        .filter_map(|c| c.local.as_deref())
+        .collect();
+    for c in &ok {
+        for d in &c.depends_on {
+            if !locals.contains(d.as_str()) {
+                return Err(ApplyError::Dependency {
+                    change: c.id.clone(),
+                    needs: d.clone(),
+                });
+            }
+        }
+    }
+    Ok(ok)
+}
+
+/// Applies the plan's accepted changes to the database at `url`.
+pub async fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Report> {
+    let dialect = Dialect::of(url)?;
+    let changes = accepted(plan)?;
+    let mut conn = connect(url).await?;
+    let schema = schema::introspect(&mut conn, dialect).await?;
+    let fingerprint = schema.fingerprint();
+    if fingerprint != plan.schema_fingerprint {
+        return Err(ApplyError::WrongSchema {
+            plan: plan.schema_fingerprint.clone(),
+            db: fingerprint,
+        });
+    }
+    let plan_hash = plan.hash();
+    // DDL outside the transaction: MySQL would commit it implicitly anyway.
+    run(
+        &mut conn,
+        &sql::create_audit(dialect),
+        "creating the audit table",
+    )
+    .await?;
+    let begin = match dialect {
+        Dialect::Sqlite => "BEGIN IMMEDIATE",
+        _ => "BEGIN",
+    };
+    run(&mut conn, begin, "starting the transaction").await?;
+    let result =
+        apply_in_transaction(&mut conn, dialect, &schema, plan, &changes, &plan_hash).await;
+    match result {
+        Ok((mut report, undo)) => {
+            if opts.dry_run {
+                run(&mut conn, "ROLLBACK", "rolling back the dry run").await?;
+            } else {
+                run(&mut conn, "COMMIT", "committing").await?;
+            }
+            report.dry_run = opts.dry_run;
+            report.accepted = changes.len();
+            if let Some(path) = &opts.undo {
+                crate::plan::write_private(path, undo.as_bytes()).map_err(|e| {
+                    ApplyError::Undo {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    }
+                })?;
+                report.undo = Some(path.display().to_string());
+            }
+            Ok(report)
+        }
+        Err(e) => {
+            // Nothing of this run survives; the connection closing would roll back too.
+            let _ = run(&mut conn, "ROLLBACK", "rolling back").await;
+            Err(e)
+        }
+    }
+}
+
+async fn apply_in_transaction(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    schema: &Schema,
+    plan: &Plan,
+    changes: &[&Change],
+    plan_hash: &str,
+) -> Result<(Report, String)> {
+    let db_err = |what: String| {
+        move |e: sqlx::Error| ApplyError::Db {
+            what,
+            message: e.to_string(),
+        }
+    };
+    // Changes already applied, and the keys their inserts got.
+    let mut done: HashMap<String, String> = HashMap::new();
+    {
+        let sql = format!(
+            "SELECT change_id, row_key FROM {}",
+            dialect.quote(AUDIT_TABLE)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err("reading the audit table".into()))?;
+        for r in rows {
+            let id: String = r
+                .try_get(0)
+                .map_err(db_err("reading the audit table".into()))?;
+            let key: String = r
+                .try_get(1)
+                .map_err(db_err("reading the audit table".into()))?;
+            done.insert(id, key);
+        }
+    }
+    let todo: Vec<&Change> = changes
+        .iter()
+        .copied()
+        .filter(|c| !done.contains_key(&c.id))
+        .collect();
+    let mut report = Report {
+        plan_hash: plan_hash.to_string(),
+        already_applied: changes.len() - todo.len(),
+        ..Report::default()
+    };
+    // Stale check: every updated row still holds the plan's before-values.
+    let mut stale = Vec::new();
+    for c in todo.iter().filter(|c| c.op == Op::Update) {
+        let key = c.key.as_deref().unwrap_or_default();
+        let table = schema.table(&c.table);
+        let cols: Vec<&crate::plan::ColumnChange> = c
+            .columns
+            .iter()
+            .filter(|col| col.after != After::Now)
+            .collect();
+        let st = sql::select_before(dialect, table, &c.table, &c.key_column, &cols, key);
+        let row = st
+            .query()
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err(format!("reading {} {key}", c.table)))?;
+        let Some(row) = row else {
+            stale.push(format!(
+                "  {} {}={key}: the row is gone",
+                c.table, c.key_column
+            ));
+            continue;
+        };
+        for (i, col) in cols.iter().enumerate() {
+            let now: Option<String> = row
+                .try_get(i)
+                .map_err(db_err(format!("reading {} {key}", c.table)))?;
+            let class = table.and_then(|t| t.column(&col.column)).map(|c| c.class);
+            let now = now.map(|v| sql::normalise(&v, class, col.zone.as_deref()));
+            if now != col.before {
+                stale.push(format!(
+                    "  {} {}={key}: {} is {} now, the plan expected {}",
+                    c.table,
+                    c.key_column,
+                    col.column,
+                    now.as_deref().unwrap_or("NULL"),
+                    col.before.as_deref().unwrap_or("NULL")
+                ));
+            }
+        }
+    }
+    if !stale.is_empty() {
+        return Err(ApplyError::Stale { rows: stale });
+    }
+    let mut undo = String::from(
+        "-- gapfill undo script: restores the rows this apply touched to their before-values.\n\
+         -- Review it, then run it in one transaction. Rows this apply inserted are removed.\n",
+    );
+    undo += &format!("-- plan {plan_hash}\nBEGIN;\n");
+    let now = Utc::now();
+    let mut keys: HashMap<String, String> = HashMap::new();
+    // Keys of inserts an earlier run made, for changes that refer to them.
+    for c in plan.changes.iter().filter(|c| c.op == Op::Insert) {
+        if let (Some(l), Some(k)) = (&c.local, done.get(&c.id)) {
+            keys.insert(l.clone(), k.clone());
+        }
+    }
+    for c in &todo {
+        let table = schema.table(&c.table);
+        let binds: Vec<(String, Bind)> = c
+            .columns
+            .iter()
+            .map(|col| {
+                let class = table.and_then(|t| t.column(&col.column)).map(|x| x.class);
+                let v =
+                    sql::bind_value(&col.after, class, dialect, now, &keys, col.zone.as_deref());
+                (col.column.clone(), v)
+            })
+            .collect();
+        let row_key = match c.op {
+            Op::Insert => {
+                let st: Statement = sql::insert(dialect, table, &c.table, &c.key_column, &binds);
+                let key = st
+                    .insert_returning_key(&mut *conn, dialect)
+                    .await
+                    .map_err(|e| ApplyError::Db {
+                        what: format!("inserting {} {}", c.table, c.local.as_deref().unwrap_or("")),
+                        message: e.to_string(),
+                    })?;
+                if let Some(l) = &c.local {
+                    keys.insert(l.clone(), key.clone());
+                }
+                undo += &sql::undo_insert(dialect, &c.table, &c.key_column, &key);
+                *report.inserted.entry(c.table.clone()).or_insert(0) += 1;
+                key
+            }
+            Op::Update => {
+                let key = c.key.clone().unwrap_or_default();
+                let st = sql::update(dialect, table, &c.table, &c.key_column, &binds, &key);
+                st.query()
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_err(format!("updating {} {key}", c.table)))?;
+                undo +=
+                    &sql::undo_update(dialect, &c.table, &c.key_column, &key, &c.columns, table);
+                *report.updated.entry(c.table.clone()).or_insert(0) += 1;
+                key
+            }
+        };
+        sql::audit(dialect, plan_hash, c, &row_key, now)
+            .query()
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err(format!(
+                "recording change {} in the audit table",
+                c.id
+            )))?;
+        report.applied += 1;
+    }
+    undo += "COMMIT;\n";
+    Ok((report, undo))
+}
+
+/// What apply did, for people.
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    if r.applied == 0 && r.already_applied > 0 {
+        out += &format!(
+            "nothing to do: all {} accepted changes were applied before (gapfill_audit)\n",
+            r.already_applied
+        );
+        return out;
+    }
+    for (t, n) in &r.inserted {
+        out += &format!("{t}: {n} inserted\n");
+    }
+    for (t, n) in &r.updated {
+        out += &format!("{t}: {n} updated\n");
+    }
+    out += &format!(
+        "{} {} of {} accepted changes ({} applied before); plan {}\n",
+        if r.dry_run {
+            "dry run: would apply"
+        } else {
+            "applied"
+        },
+        r.applied,
+        r.accepted,
+        r.already_applied,
+        r.plan_hash
+    );
+    if r.dry_run {
+        out += "dry run: everything was rolled back; the database is as it was\n";
+    }
+    if let Some(u) = &r.undo {
+        out += &format!("undo script: {u}\n");
+    }
+    out
+}

@@ -1,0 +1,424 @@
+//! Field resolution: each column of each entity gets its value from the best evidence.
+//!
+//! Sources are ranked by the column's own precedence, else the mapping's default. Within the best
+//! source, state (times, amounts, statuses) takes the latest statement: a modification overrides
+//! the confirmation it changes. How people write their own names, emails and phones is taken by
+//! vote instead, so one typo or nickname does not win just by being recent; a number written with
+//! its country code is preferred to the same number without. Every value that disagrees is kept
+//! as an alternative, with its evidence, so the plan can show it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{EntitySet, Link};
+use crate::baseline::{Baseline, Rows};
+use crate::evidence::Evidence;
+use crate::mapping::project::{self, Proposed};
+use crate::mapping::transform::ColumnValue;
+use crate::mapping::{ColumnMap, Mapping, Transform};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolved {
+    pub value: Resolution,
+    /// The evidence the value came from.
+    pub evidence: Vec<usize>,
+    /// Other values the evidence gave, each with its evidence.
+    pub alternatives: Vec<Alternative>,
+    /// When the best evidence disagrees with itself and no rule decides: a person must.
+    pub conflict: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Alternative {
+    pub value: String,
+    pub evidence: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Resolution {
+    Value(ColumnValue),
+    /// A row this plan inserts, by its plan-local id.
+    Entity(String),
+    /// An existing row's key (a linked entity, or a lookup).
+    Existing(String),
+    /// No value could be found, and why.
+    Unresolved(String),
+}
+
+impl Serialize for ColumnValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// Normalised text of a lookup table's match values: case, accents, spaces and punctuation
+/// folded, so "Lisbon Airport (LIS)" and "lisbon airport lis" meet.
+fn lookup_text(s: &str) -> String {
+    deunicode::deunicode(s)
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Per lookup table: normalised match value → the keys of the rows that have it.
+struct Lookups<'b> {
+    baseline: &'b Baseline,
+    built: HashMap<(String, Vec<String>), HashMap<String, BTreeSet<String>>>,
+}
+
+impl Lookups<'_> {
+    fn find(&mut self, table: &str, columns: &[String], value: &str) -> BTreeSet<String> {
+        let baseline = self.baseline;
+        let index = self
+            .built
+            .entry((table.to_string(), columns.to_vec()))
+            .or_insert_with(|| {
+                let mut index: HashMap<String, BTreeSet<String>> = HashMap::new();
+                if let Some(rows) = baseline.lookups.get(table) {
+                    for row in &rows.rows {
+                        let Some(key) = row[0].as_deref() else {
+                            continue;
+                        };
+                        for c in columns {
+                            if let Some(v) = rows.column_index(c).and_then(|i| row[i].as_deref()) {
+                                index
+                                    .entry(lookup_text(v))
+                                    .or_default()
+                                    .insert(key.to_string());
+                            }
+                        }
+                    }
+                }
+                index
+            });
+        index.get(&lookup_text(value)).cloned().unwrap_or_default()
+    }
+}
+
+/// A candidate value for one column from one evidence item.
+struct Candidate {
+    evidence: usize,
+    rank: usize,
+    at: Option<DateTime<Utc>>,
+    value: Resolution,
+    /// A value in the canonical form of its transform (a phone in E.164).
+    canonical: bool,
+}
+
+fn observed(e: &Evidence) -> Option<DateTime<Utc>> {
+    e.observed_at.or_else(|| {
+        e.get(crate::evidence::field::CREATED)
+            .and_then(|v| v.as_time())
+    })
+}
+
+fn by_vote(spec: &ColumnMap) -> bool {
+    matches!(
+        spec.transform.as_ref().map(|t| *t.get_ref()),
+        Some(
+            Transform::Name
+                | Transform::FirstName
+                | Transform::LastName
+                | Transform::Email
+                | Transform::Phone
+                | Transform::Text
+        )
+    )
+}
+
+fn resolution_text(r: &Resolution) -> String {
+    match r {
+        Resolution::Value(v) => v.to_string(),
+        Resolution::Entity(s) | Resolution::Existing(s) | Resolution::Unresolved(s) => s.clone(),
+    }
+}
+
+/// Picks the best candidate; the rest become alternatives.
+fn choose(mut cands: Vec<Candidate>, vote: bool) -> Option<Resolved> {
+    if cands.is_empty() {
+        return None;
+    }
+    let best_rank = cands.iter().map(|c| c.rank).min()?;
+    // Group equal values, remembering their evidence.
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, c) in cands.iter().enumerate() {
+        groups.entry(resolution_text(&c.value)).or_default().push(i);
+    }
+    let top: Vec<usize> = (0..cands.len())
+        .filter(|&i| cands[i].rank == best_rank)
+        .collect();
+    let chosen_text = if vote {
+        let mut tally: BTreeMap<String, (bool, usize, Option<DateTime<Utc>>)> = BTreeMap::new();
+        for &i in &top {
+            let t = tally.entry(resolution_text(&cands[i].value)).or_default();
+            t.0 |= cands[i].canonical;
+            t.1 += 1;
+            t.2 = t.2.max(cands[i].at);
+        }
+        let best = tally
+            .iter()
+            .max_by(|a, b| {
+                (a.1 .0, a.1 .1, a.1 .2)
+                    .cmp(&(b.1 .0, b.1 .1, b.1 .2))
+                    .then(b.0.cmp(a.0))
+            })
+            .map(|(k, _)| k.clone())?;
+        best
+    } else {
+        let latest = top.iter().copied().max_by(|&a, &b| {
+            cands[a]
+                .at
+                .cmp(&cands[b].at)
+                .then(cands[b].evidence.cmp(&cands[a].evidence))
+        })?;
+        resolution_text(&cands[latest].value)
+    };
+    let chosen = groups.get(&chosen_text)?.clone();
+    let value = cands[chosen[0]].value.clone();
+    let mut conflict = None;
+    if !vote {
+        // Two statements from the best source at the same moment that disagree: no rule decides.
+        let at = chosen.iter().map(|&i| cands[i].at).max().flatten();
+        let rivals: Vec<String> = top
+            .iter()
+            .filter(|&&i| {
+                cands[i].at == at && at.is_some() && resolution_text(&cands[i].value) != chosen_text
+            })
+            .map(|&i| resolution_text(&cands[i].value))
+            .collect();
+        if !rivals.is_empty() {
+            conflict = Some(format!(
+                "evidence of the same time and source disagrees: {chosen_text} or {}",
+                rivals.join(", ")
+            ));
+        }
+    }
+    let evidence: Vec<usize> = chosen.iter().map(|&i| cands[i].evidence).collect();
+    let alternatives = groups
+        .into_iter()
+        .filter(|(t, _)| *t != chosen_text)
+        .map(|(value, idx)| Alternative {
+            value,
+            evidence: idx.iter().map(|&i| cands[i].evidence).collect(),
+        })
+        .collect();
+    cands.clear();
+    Some(Resolved {
+        value,
+        evidence,
+        alternatives,
+        conflict,
+    })
+}
+
+fn constant(v: &toml::Value) -> ColumnValue {
+    match v {
+        toml::Value::String(s) => ColumnValue::Text(s.clone()),
+        toml::Value::Integer(i) => ColumnValue::Int(*i),
+        toml::Value::Boolean(b) => ColumnValue::Int(i64::from(*b)),
+        other => ColumnValue::Text(other.to_string()),
+    }
+}
+
+pub(super) fn resolve_all(
+    mapping: &Mapping,
+    evidence: &[Evidence],
+    baseline: &Baseline,
+    sets: &mut [EntitySet],
+    holder: &BTreeMap<String, HashMap<usize, usize>>,
+) {
+    let mut lookups = Lookups {
+        baseline,
+        built: HashMap::new(),
+    };
+    // Where each entity's items stand: plan-local id, or the existing key when linked.
+    let targets: BTreeMap<String, Vec<Resolution>> = sets
+        .iter()
+        .map(|s| {
+            let t = s
+                .items
+                .iter()
+                .map(|i| match &i.link {
+                    Link::Existing { key, .. } => Resolution::Existing(key.clone()),
+                    Link::New => Resolution::Entity(i.local.clone()),
+                })
+                .collect();
+            (s.entity.clone(), t)
+        })
+        .collect();
+    let default_precedence: Vec<&str> = mapping
+        .precedence
+        .default
+        .iter()
+        .map(|s| s.get_ref().as_str())
+        .collect();
+    for set in sets.iter_mut() {
+        let Some((_, entity)) = mapping
+            .entities
+            .iter()
+            .find(|(k, _)| *k.get_ref() == set.entity)
+        else {
+            continue;
+        };
+        for item in &mut set.items {
+            let projections: Vec<(usize, project::Projection)> = item
+                .members
+                .iter()
+                .map(|m| {
+                    (
+                        m.evidence,
+                        project::project_entity(&set.entity, entity, &evidence[m.evidence]),
+                    )
+                })
+                .collect();
+            for (column, spec) in &entity.columns {
+                let column = column.get_ref();
+                let precedence: Vec<&str> = if spec.precedence.is_empty() {
+                    default_precedence.clone()
+                } else {
+                    spec.precedence
+                        .iter()
+                        .map(|s| s.get_ref().as_str())
+                        .collect()
+                };
+                let rank = |e: &Evidence| {
+                    precedence
+                        .iter()
+                        .position(|s| *s == e.provenance.source.as_str())
+                        .unwrap_or(precedence.len())
+                };
+                if spec.generate.is_some() {
+                    continue;
+                }
+                if let Some(v) = &spec.value {
+                    item.columns.insert(
+                        column.clone(),
+                        Resolved {
+                            value: Resolution::Value(constant(v.get_ref())),
+                            evidence: vec![],
+                            alternatives: vec![],
+                            conflict: None,
+                        },
+                    );
+                    continue;
+                }
+                if let Some(target) = &spec.entity {
+                    let target = target.get_ref();
+                    let mut votes: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+                    if let Some(h) = holder.get(target) {
+                        for m in &item.members {
+                            if let Some(&c) = h.get(&m.evidence) {
+                                votes.entry(c).or_default().push(m.evidence);
+                            }
+                        }
+                    }
+                    let most = votes.values().map(Vec::len).max().unwrap_or(0);
+                    let winners: Vec<usize> = votes
+                        .iter()
+                        .filter(|(_, v)| v.len() == most)
+                        .map(|(c, _)| *c)
+                        .collect();
+                    let Some(t) = targets.get(target) else {
+                        continue;
+                    };
+                    let resolved = match winners.as_slice() {
+                        [] => Resolved {
+                            value: Resolution::Unresolved(format!(
+                                "no evidence of this {} names its {target}",
+                                set.entity
+                            )),
+                            evidence: vec![],
+                            alternatives: vec![],
+                            conflict: None,
+                        },
+                        [c, rest @ ..] => Resolved {
+                            value: t[*c].clone(),
+                            evidence: votes[c].clone(),
+                            alternatives: votes
+                                .iter()
+                                .filter(|(k, _)| *k != c)
+                                .map(|(k, ev)| super::resolve::Alternative {
+                                    value: resolution_text(&t[*k]),
+                                    evidence: ev.clone(),
+                                })
+                                .collect(),
+                            conflict: (!rest.is_empty()).then(|| {
+                                format!(
+                                    "its evidence names {} different {target}s equally often",
+                                    rest.len() + 1
+                                )
+                            }),
+                        },
+                    };
+                    item.columns.insert(column.clone(), resolved);
+                    continue;
+                }
+                let mut cands = Vec::new();
+                for (ev, p) in &projections {
+                    let e = &evidence[*ev];
+                    match p.columns.get(column) {
+                        Some(Proposed::Value { value, .. }) => cands.push(Candidate {
+                            evidence: *ev,
+                            rank: rank(e),
+                            at: observed(e),
+                            canonical: !matches!(
+                                spec.transform.as_ref().map(|t| *t.get_ref()),
+                                Some(Transform::Phone)
+                            ) || value.to_string().starts_with('+'),
+                            value: Resolution::Value(value.clone()),
+                        }),
+                        Some(Proposed::Lookup {
+                            table,
+                            columns,
+                            value,
+                            ..
+                        }) => {
+                            let keys = lookups.find(table, columns, value);
+                            let value = match keys.len() {
+                                1 => Resolution::Existing(
+                                    keys.into_iter().next().unwrap_or_default(),
+                                ),
+                                0 => continue,
+                                n => Resolution::Unresolved(format!(
+                                    "\"{value}\" matches {n} rows of {table}"
+                                )),
+                            };
+                            cands.push(Candidate {
+                                evidence: *ev,
+                                rank: rank(e),
+                                at: observed(e),
+                                canonical: true,
+                                value,
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                // A lookup that found one row beats one that found several.
+                if cands
+                    .iter()
+                    .any(|c| !matches!(c.value, Resolution::Unresolved(_)))
+                {
+                    cands.retain(|c| !matches!(c.value, Resolution::Unresolved(_)));
+                }
+                if let Some(r) = choose(cands, by_vote(spec)) {
+                    item.columns.insert(column.clone(), r);
+                }
+            }
+        }
+    }
+}
+
+/// Index of a table's rows by key, for comparing an entity with the row it is linked to.
+pub fn index_rows(rows: &Rows) -> HashMap<&str, usize> {
+    rows.rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r[0].as_deref().map(|k| (k, i)))
+        .collect()
+}

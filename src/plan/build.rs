@@ -1,0 +1,563 @@
+//! From matching's entities to the plan's changes, with decisions.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    After, Change, ColumnChange, DecidedBy, Decision, EvidenceRef, Op, Plan, Summary, UnmatchedRef,
+    Window, FORMAT, VERSION,
+};
+use crate::baseline::{to_utc, Baseline};
+use crate::evidence::{Evidence, Value};
+use crate::mapping::transform::ColumnValue;
+use crate::mapping::{ColumnMap, Entity, Mapping, Transform};
+use crate::matching::{
+    Joined, Link, LinkedBy, Reconstructed, Reconstruction, Resolution, Resolved, Score,
+};
+use crate::schema::Schema;
+
+/// What planning needs besides matching's result.
+pub struct Context<'a> {
+    pub mapping: &'a Mapping,
+    pub mapping_hash: &'a str,
+    pub schema: &'a Schema,
+    pub baseline: &'a Baseline,
+    pub evidence: &'a [Evidence],
+    pub window: crate::evidence::Window,
+}
+
+fn instant(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn after_of(v: &ColumnValue) -> After {
+    match v {
+        ColumnValue::Text(s) => After::Text(s.clone()),
+        ColumnValue::Int(i) => After::Int(*i),
+        ColumnValue::Decimal(s) => After::Decimal(s.clone()),
+        ColumnValue::Instant(t) => After::Instant(instant(*t)),
+        ColumnValue::WallClock(t) => After::WallClock(t.format("%Y-%m-%d %H:%M:%S").to_string()),
+        ColumnValue::Date(d) => After::Date(d.to_string()),
+    }
+}
+
+/// A decimal's text without insignificant zeros, so 289.5 and 289.50 compare equal.
+fn decimal_key(s: &str) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Whether the baseline's text `before` already holds `after` (in the baseline's normalisation:
+/// instants as UTC, decimals at the column's scale).
+fn same_value(before: Option<&str>, after: &After, spec: &ColumnMap) -> bool {
+    let Some(b) = before else { return false };
+    match after {
+        After::Int(i) => b.trim() == i.to_string(),
+        After::Decimal(d) => decimal_key(b.trim()) == decimal_key(d),
+        After::Instant(t) => to_utc(b, None).map(instant).as_deref() == Some(t.as_str()),
+        After::WallClock(w) => {
+            let zone = spec.zone.as_ref().and_then(|z| z.get_ref().parse().ok());
+            // The baseline converted wall-clock columns to UTC with the same zone.
+            to_utc(w, zone).map(instant) == to_utc(b, None).map(instant)
+        }
+        After::Text(s) | After::Date(s) | After::Key(s) => b == s,
+        After::Ref(_) => false,
+        After::Now => true,
+    }
+}
+
+/// Columns that say who or what a row is rather than what happened to it: natural keys,
+/// references to other entities, and people's names, emails and phones. On an existing row a
+/// change to one of them is never made without a person.
+fn identity_column(entity: &Entity, column: &str, spec: &ColumnMap) -> bool {
+    entity
+        .natural_keys
+        .iter()
+        .any(|set| set.iter().any(|c| c.get_ref() == column))
+        || spec.entity.is_some()
+        || matches!(
+            spec.transform.as_ref().map(|t| *t.get_ref()),
+            Some(
+                Transform::Name
+                    | Transform::FirstName
+                    | Transform::LastName
+                    | Transform::Email
+                    | Transform::Phone
+            )
+        )
+}
+
+fn explain_score(s: &Score) -> String {
+    let parts: Vec<String> = s
+        .contributions
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {:?} ({} vs {}) {:+.1}",
+                c.field, c.level, c.ours, c.theirs, c.bits
+            )
+            .to_lowercase()
+        })
+        .collect();
+    let runner = s
+        .runner_up
+        .map(|r| format!("; next best {r:.3}"))
+        .unwrap_or_default();
+    format!(
+        "p={:.3} (weight {:+.1} bits, prior {:.3}{runner}): {}",
+        s.probability,
+        s.weight,
+        s.prior,
+        parts.join(", ")
+    )
+}
+
+fn evidence_id(i: usize) -> String {
+    format!("e{}", i + 1)
+}
+
+fn evidence_ref(e: &Evidence) -> EvidenceRef {
+    EvidenceRef {
+        source: e.provenance.source.as_str().to_string(),
+        origin: e.provenance.origin.clone(),
+        locator: e.provenance.locator.clone(),
+        kind: e.kind.clone(),
+        observed_at: e.observed_at.map(instant),
+        hash: e.content_hash(),
+        fields: e
+            .fields
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "description"))
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::Money { minor, currency } => format!(
+                        "{} {currency}",
+                        crate::money::format_major(*minor, currency)
+                    ),
+                    other => other.to_string(),
+                };
+                (k.clone(), text)
+            })
+            .collect(),
+    }
+}
+
+/// Builds the plan.
+pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
+    let mapping = ctx.mapping;
+    let mut changes: Vec<Change> = Vec::new();
+    let mut updates: Vec<Change> = Vec::new();
+    let mut used: BTreeSet<usize> = BTreeSet::new();
+    let mut unchanged = 0;
+    let restore_point = ctx.baseline.restore_point;
+    for set in &rec.entities {
+        let Some((_, entity)) = mapping
+            .entities
+            .iter()
+            .find(|(k, _)| *k.get_ref() == set.entity)
+        else {
+            continue;
+        };
+        let (accept, review) = entity
+            .matching
+            .as_ref()
+            .map_or((0.97, 0.6), |m| (*m.accept.get_ref(), *m.review.get_ref()));
+        let table = ctx.schema.table(entity.table.get_ref());
+        let rows = ctx.baseline.entities.get(&set.entity);
+        let row_index = rows.map(crate::matching::index_rows).unwrap_or_default();
+        for item in &set.items {
+            let explanation = explain(item);
+            let member_ids: Vec<String> = item
+                .members
+                .iter()
+                .map(|m| evidence_id(m.evidence))
+                .collect();
+            let ev_ids = |r: &Resolved| {
+                r.evidence
+                    .iter()
+                    .map(|&i| evidence_id(i))
+                    .collect::<Vec<_>>()
+            };
+            let alternatives = |r: &Resolved| {
+                r.alternatives
+                    .iter()
+                    .map(|a| {
+                        let ids: Vec<String> = a.evidence.iter().map(|&i| evidence_id(i)).collect();
+                        format!("{} ({})", a.value, ids.join(", "))
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let mut reasons = item.review.clone();
+            for (col, r) in &item.columns {
+                if let Some(c) = &r.conflict {
+                    reasons.push(format!("{col}: {c}"));
+                }
+            }
+            match &item.link {
+                Link::New => {
+                    let mut columns = Vec::new();
+                    let mut depends_on = Vec::new();
+                    let mut missing = Vec::new();
+                    for (col, spec) in &entity.columns {
+                        let col = col.get_ref();
+                        if spec.generate.is_some() {
+                            columns.push(ColumnChange {
+                                column: col.clone(),
+                                before: None,
+                                after: After::Now,
+                                zone: zone_of(spec),
+                                evidence: vec![],
+                                alternatives: vec![],
+                            });
+                            continue;
+                        }
+                        let Some(r) = item.columns.get(col) else {
+                            missing.push(col.clone());
+                            continue;
+                        };
+                        let after = match &r.value {
+                            Resolution::Value(v) => after_of(v),
+                            Resolution::Entity(l) => {
+                                depends_on.push(l.clone());
+                                After::Ref(l.clone())
+                            }
+                            Resolution::Existing(k) => After::Key(k.clone()),
+                            Resolution::Unresolved(why) => {
+                                missing.push(format!("{col} ({why})"));
+                                continue;
+                            }
+                        };
+                        columns.push(ColumnChange {
+                            column: col.clone(),
+                            before: None,
+                            after,
+                            zone: zone_of(spec),
+                            evidence: ev_ids(r),
+                            alternatives: alternatives(r),
+                        });
+                    }
+                    // A column the database cannot leave empty and the evidence does not fill.
+                    let required: Vec<String> = missing
+                        .iter()
+                        .filter(|m| {
+                            let name = m.split(' ').next().unwrap_or(m);
+                            table
+                                .and_then(|t| t.column(name))
+                                .is_some_and(|c| !c.nullable && !c.has_default)
+                        })
+                        .cloned()
+                        .collect();
+                    let mut decision = if item.confidence >= accept && reasons.is_empty() {
+                        Decision::Accepted
+                    } else if item.confidence >= review {
+                        Decision::NeedsReview
+                    } else {
+                        Decision::Rejected
+                    };
+                    if !required.is_empty() {
+                        reasons.push(format!(
+                            "no evidence gives {}, which the table requires",
+                            required.join(", ")
+                        ));
+                        decision = Decision::Rejected;
+                    }
+                    for m in missing.iter().filter(|m| !required.contains(m)) {
+                        if m.contains('(') {
+                            reasons.push(format!("left empty: {m}"));
+                        }
+                    }
+                    used.extend(item.members.iter().map(|m| m.evidence));
+                    changes.push(Change {
+                        id: change_id(&set.entity, Op::Insert, item, entity),
+                        entity: set.entity.clone(),
+                        table: set.table.clone(),
+                        op: Op::Insert,
+                        key_column: entity.key.get_ref().clone(),
+                        local: Some(item.local.clone()),
+                        key: None,
+                        columns,
+                        confidence: round(item.confidence),
+                        decision,
+                        decided_by: DecidedBy::Auto,
+                        reasons,
+                        depends_on,
+                        explanation,
+                        evidence: member_ids,
+                    });
+                }
+                Link::Existing { key, .. } => {
+                    let Some(rows) = rows else { continue };
+                    let Some(&r) = row_index.get(key.as_str()) else {
+                        continue;
+                    };
+                    let row = &rows.rows[r];
+                    let mut state = Vec::new();
+                    let mut identity = Vec::new();
+                    let mut depends_on = Vec::new();
+                    for (col, spec) in &entity.columns {
+                        let col = col.get_ref();
+                        if spec.generate.is_some() || spec.value.is_some() {
+                            continue;
+                        }
+                        let Some(res) = item.columns.get(col) else {
+                            continue;
+                        };
+                        // Evidence from before the restore point (the overlap) may be older than
+                        // the row: it confirms, it does not change.
+                        let fresh = res.evidence.iter().any(|&i| {
+                            ctx.evidence[i]
+                                .observed_at
+                                .zip(restore_point)
+                                .is_none_or(|(at, rp)| at >= rp)
+                        });
+                        if !fresh {
+                            continue;
+                        }
+                        let after = match &res.value {
+                            Resolution::Value(v) => after_of(v),
+                            Resolution::Existing(k) => After::Key(k.clone()),
+                            Resolution::Entity(l) => {
+                                depends_on.push(l.clone());
+                                After::Ref(l.clone())
+                            }
+                            Resolution::Unresolved(_) => continue,
+                        };
+                        let before = rows.column_index(col).and_then(|i| row[i].as_deref());
+                        if same_value(before, &after, spec) {
+                            continue;
+                        }
+                        let change = ColumnChange {
+                            column: col.clone(),
+                            before: before.map(str::to_string),
+                            after,
+                            zone: zone_of(spec),
+                            evidence: ev_ids(res),
+                            alternatives: alternatives(res),
+                        };
+                        if identity_column(entity, col, spec) {
+                            identity.push(change);
+                        } else {
+                            state.push(change);
+                        }
+                    }
+                    if state.is_empty() && identity.is_empty() {
+                        unchanged += 1;
+                        continue;
+                    }
+                    used.extend(item.members.iter().map(|m| m.evidence));
+                    let now_columns: Vec<ColumnChange> = entity
+                        .columns
+                        .iter()
+                        .filter(|(_, s)| s.generate.is_some())
+                        .map(|(c, s)| ColumnChange {
+                            column: c.get_ref().clone(),
+                            before: rows
+                                .column_index(c.get_ref())
+                                .and_then(|i| row[i].as_deref())
+                                .map(str::to_string),
+                            after: After::Now,
+                            zone: zone_of(s),
+                            evidence: vec![],
+                            alternatives: vec![],
+                        })
+                        .collect();
+                    for (part, mut cols) in [("state", state), ("identity", identity)] {
+                        if cols.is_empty() {
+                            continue;
+                        }
+                        let mut why = reasons.clone();
+                        let decision = if part == "identity" {
+                            why.push(format!(
+                                "changes who this existing row is ({}): a person confirms that",
+                                cols.iter()
+                                    .map(|c| c.column.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ));
+                            Decision::NeedsReview
+                        } else if item.confidence >= accept && reasons.is_empty() {
+                            Decision::Accepted
+                        } else if item.confidence >= review {
+                            Decision::NeedsReview
+                        } else {
+                            Decision::Rejected
+                        };
+                        cols.extend(now_columns.iter().cloned());
+                        let deps: Vec<String> = depends_on
+                            .iter()
+                            .filter(|d| cols.iter().any(|c| c.after == After::Ref((*d).clone())))
+                            .cloned()
+                            .collect();
+                        updates.push(Change {
+                            id: format!(
+                                "{}-{part}",
+                                change_id(&set.entity, Op::Update, item, entity)
+                            ),
+                            entity: set.entity.clone(),
+                            table: set.table.clone(),
+                            op: Op::Update,
+                            key_column: entity.key.get_ref().clone(),
+                            local: Some(item.local.clone()),
+                            key: Some(key.clone()),
+                            columns: cols,
+                            confidence: round(item.confidence),
+                            decision,
+                            decided_by: DecidedBy::Auto,
+                            reasons: why,
+                            depends_on: deps,
+                            explanation: explanation.clone(),
+                            evidence: member_ids.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    changes.extend(updates);
+    cascade(&mut changes);
+    let mut unmatched = Vec::new();
+    for u in &rec.unmatched {
+        used.insert(u.evidence);
+        unmatched.push(UnmatchedRef {
+            evidence: evidence_id(u.evidence),
+            entity: u.entity.clone(),
+            why: u.why.clone(),
+        });
+    }
+    let evidence = used
+        .iter()
+        .map(|&i| (evidence_id(i), evidence_ref(&ctx.evidence[i])))
+        .collect();
+    let mut plan = Plan {
+        format: FORMAT.into(),
+        version: VERSION,
+        mapping_hash: ctx.mapping_hash.to_string(),
+        schema_fingerprint: ctx.schema.fingerprint(),
+        dialect: format!("{:?}", ctx.schema.dialect).to_lowercase(),
+        restore_point: restore_point.map(instant),
+        window: Window {
+            since: ctx.window.since.map(instant),
+            until: ctx.window.until.map(instant),
+        },
+        summary: Summary {
+            evidence: ctx.evidence.len() as u64,
+            unchanged,
+            ..Summary::default()
+        },
+        changes,
+        evidence,
+        unmatched,
+    };
+    plan.recount();
+    plan
+}
+
+/// A change can be no surer than the inserts it needs: a reservation of a customer under review
+/// waits for that review too.
+pub(crate) fn cascade(changes: &mut [Change]) {
+    let mut by_local: HashMap<String, Decision> = HashMap::new();
+    for _ in 0..4 {
+        for c in changes.iter() {
+            if c.op == Op::Insert {
+                if let Some(l) = &c.local {
+                    by_local.insert(l.clone(), c.decision);
+                }
+            }
+        }
+        let mut moved = false;
+        for c in changes.iter_mut() {
+            for d in &c.depends_on {
+                let Some(&dd) = by_local.get(d) else { continue };
+                if dd > c.decision {
+                    c.decision = dd;
+                    c.reasons
+                        .push(format!("depends on {d}, which is {}", dd.as_str()));
+                    moved = true;
+                }
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+}
+
+fn zone_of(spec: &ColumnMap) -> Option<String> {
+    spec.zone.as_ref().map(|z| z.get_ref().clone())
+}
+
+fn round(p: f64) -> f64 {
+    (p * 10_000.0).round() / 10_000.0
+}
+
+/// Stable across runs: the entity's natural key values when it has them, else its first
+/// evidence's content hash.
+fn change_id(name: &str, op: Op, item: &Reconstructed, entity: &Entity) -> String {
+    let mut basis = format!("{name}|{op:?}|");
+    if let Link::Existing { key, .. } = &item.link {
+        basis += key;
+    } else {
+        let mut found = false;
+        for set in &entity.natural_keys {
+            let vals: Vec<String> = set
+                .iter()
+                .filter_map(|c| match item.columns.get(c.get_ref()).map(|r| &r.value) {
+                    Some(Resolution::Value(v)) => Some(v.to_string()),
+                    _ => None,
+                })
+                .collect();
+            if vals.len() == set.len() {
+                basis += &vals.join("|");
+                found = true;
+                break;
+            }
+        }
+        if !found {
+            basis += &item.local;
+        }
+    }
+    format!(
+        "{}-{}",
+        &name[..name.len().min(4)],
+        crate::evidence::stable_hash(basis.as_bytes())
+    )
+}
+
+fn explain(item: &Reconstructed) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in &item.members {
+        match &m.joined {
+            Joined::Identifier { key } => by_key
+                .entry(key.clone())
+                .or_default()
+                .push(evidence_id(m.evidence)),
+            Joined::Score(s) => out.push(format!(
+                "{} joined by score: {}",
+                evidence_id(m.evidence),
+                explain_score(s)
+            )),
+        }
+    }
+    for (k, ids) in by_key.into_iter().rev() {
+        out.insert(0, format!("{} share the identifier {k}", ids.join(", ")));
+    }
+    match &item.link {
+        Link::New => out.push("no existing row has its identifiers: a new row".into()),
+        Link::Existing { key, by } => match by {
+            LinkedBy::Identifier { columns, value } => out.push(format!(
+                "the existing row {key} has the same {} ({value})",
+                columns.join(", ")
+            )),
+            LinkedBy::Score(s) => out.push(format!(
+                "linked to the existing row {key} by score: {}",
+                explain_score(s)
+            )),
+        },
+    }
+    out
+}

@@ -1,0 +1,285 @@
+//! The plan: a reviewable, deterministic file of inserts and updates (SPEC §2, §3; the format is
+//! docs/plan-format.md).
+//!
+//! Planning turns matching's entities into changes: a new entity is an insert, an entity linked
+//! to an existing row is a field-level update of the columns whose value differs. Each change
+//! carries its confidence, its decision (auto-accepted, needs review, rejected) with the reasons,
+//! and the evidence behind every value. Nothing here touches a database: the baseline and schema
+//! come in as values, and the plan goes out as a file that only `apply` acts on.
+
+mod build;
+pub mod render;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use build::{build, Context};
+
+pub const FORMAT: &str = "gapfill-plan";
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    #[error("cannot read plan {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("{path} is not a gapfill plan: {message}")]
+    Format { path: String, message: String },
+    #[error("cannot write plan {path}: {message}")]
+    Write { path: String, message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub format: String,
+    pub version: u32,
+    /// The digest of the mapping file the plan was made with.
+    pub mapping_hash: String,
+    /// The schema fingerprint of the database it was made against; apply refuses another.
+    pub schema_fingerprint: String,
+    pub dialect: String,
+    pub restore_point: Option<String>,
+    pub window: Window,
+    pub summary: Summary,
+    /// In apply order: inserts in the mapping's insertion order, then updates.
+    pub changes: Vec<Change>,
+    /// The evidence any change or unmatched item refers to, by id.
+    pub evidence: BTreeMap<String, EvidenceRef>,
+    pub unmatched: Vec<UnmatchedRef>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Window {
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Per table: inserts and updates, by decision.
+    pub tables: BTreeMap<String, TableSummary>,
+    pub evidence: u64,
+    /// Input items the sources skipped (irrelevant, duplicate, malformed, outside the window).
+    pub skipped: u64,
+    pub unmatched: u64,
+    /// Entities linked to an existing row that the evidence does not change.
+    pub unchanged: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TableSummary {
+    pub inserts: BTreeMap<Decision, u64>,
+    pub updates: BTreeMap<Decision, u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Insert,
+    Update,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Accepted,
+    NeedsReview,
+    Rejected,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Accepted => "accepted",
+            Decision::NeedsReview => "needs review",
+            Decision::Rejected => "rejected",
+        }
+    }
+}
+
+/// Who made a decision: matching's thresholds, `review --accept-above`, or a reviewed file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum DecidedBy {
+    Auto,
+    Threshold { score: f64 },
+    File { path: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Change {
+    /// Stable: the same entity gets the same id in every plan made from the same inputs.
+    pub id: String,
+    pub entity: String,
+    pub table: String,
+    pub op: Op,
+    /// The key column of the table.
+    pub key_column: String,
+    /// Inserts: the plan-local id other inserts refer to this row by.
+    pub local: Option<String>,
+    /// Updates: the existing row's key.
+    pub key: Option<String>,
+    pub columns: Vec<ColumnChange>,
+    pub confidence: f64,
+    pub decision: Decision,
+    pub decided_by: DecidedBy,
+    /// Why the decision is what it is, for people.
+    pub reasons: Vec<String>,
+    /// Inserts this change needs first (plan-local ids).
+    pub depends_on: Vec<String>,
+    /// How the entity was put together and linked: one line per step, field contributions
+    /// included.
+    pub explanation: Vec<String>,
+    pub evidence: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnChange {
+    pub column: String,
+    /// Updates: the value the row holds now, as the baseline read it.
+    pub before: Option<String>,
+    pub after: After,
+    /// The IANA zone of a wall-clock column, as the mapping says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    pub evidence: Vec<String>,
+    /// Other values the evidence gave: `value (e12, e40)`.
+    pub alternatives: Vec<String>,
+}
+
+/// A value to write.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum After {
+    Text(String),
+    Int(i64),
+    /// An exact decimal, as text.
+    Decimal(String),
+    /// An instant, `YYYY-MM-DDTHH:MM:SSZ`.
+    Instant(String),
+    /// Wall-clock time for a column without a zone, `YYYY-MM-DD HH:MM:SS`.
+    WallClock(String),
+    Date(String),
+    /// The key of a row this plan inserts, by its plan-local id.
+    Ref(String),
+    /// The key of an existing row.
+    Key(String),
+    /// The time of apply.
+    Now,
+}
+
+impl After {
+    /// For people and for comparing with the baseline's text.
+    pub fn display(&self) -> String {
+        match self {
+            After::Text(s)
+            | After::Decimal(s)
+            | After::Instant(s)
+            | After::WallClock(s)
+            | After::Date(s)
+            | After::Key(s) => s.clone(),
+            After::Int(i) => i.to_string(),
+            After::Ref(l) => format!("→ {l}"),
+            After::Now => "(time of apply)".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EvidenceRef {
+    pub source: String,
+    pub origin: String,
+    pub locator: String,
+    pub kind: String,
+    pub observed_at: Option<String>,
+    pub hash: String,
+    /// What it says, field by field, for reviewing side by side.
+    pub fields: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UnmatchedRef {
+    pub evidence: String,
+    pub entity: String,
+    pub why: String,
+}
+
+impl Plan {
+    pub fn read(path: &Path) -> Result<Plan, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PlanError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let plan: Plan = serde_json::from_str(&text).map_err(|e| PlanError::Format {
+            path: path.display().to_string(),
+            message: format!("line {} column {}: {e}", e.line(), e.column()),
+        })?;
+        if plan.format != FORMAT || plan.version != VERSION {
+            return Err(PlanError::Format {
+                path: path.display().to_string(),
+                message: format!(
+                    "format {} version {}, but this gapfill reads {FORMAT} version {VERSION}",
+                    plan.format, plan.version
+                ),
+            });
+        }
+        Ok(plan)
+    }
+
+    /// The plan as the bytes written: same plan, same bytes (invariant 7).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// Writes the plan readable by its owner only: it holds customer data (invariant 8).
+    pub fn write(&self, path: &Path) -> Result<(), PlanError> {
+        write_private(path, &self.to_bytes()).map_err(|e| PlanError::Write {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The digest of the plan's content, recorded with every change apply makes.
+    pub fn hash(&self) -> String {
+        crate::evidence::stable_hash(&self.to_bytes())
+    }
+
+    /// Recounts the summary from the changes (after review changed decisions).
+    pub fn recount(&mut self) {
+        let mut tables: BTreeMap<String, TableSummary> = BTreeMap::new();
+        for c in &self.changes {
+            let t = tables.entry(c.table.clone()).or_default();
+            let by = match c.op {
+                Op::Insert => &mut t.inserts,
+                Op::Update => &mut t.updates,
+            };
+            *by.entry(c.decision).or_insert(0) += 1;
+        }
+        self.summary.tables = tables;
+        self.summary.unmatched = self.unmatched.len() as u64;
+    }
+}
+
+/// Creates or replaces `path` with mode 0600 from the start, never briefly world-readable.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(bytes)?;
+    f.sync_all()
+}
