@@ -138,6 +138,14 @@ pub struct ColumnMap {
     /// this column nothing (a payment's status is not the reservation's).
     #[serde(default)]
     pub precedence: Vec<Name>,
+    /// Evidence kinds ("charge", "confirmation"), for this column only; other kinds give it
+    /// nothing (a refund's `created` is not when the payment was made).
+    #[serde(default)]
+    pub kinds: Vec<Name>,
+    /// Set when a row is inserted, never changed on an existing row: the evidence's `created` is
+    /// when the evidence was made, not when an existing row was.
+    #[serde(default)]
+    pub insert_only: bool,
     /// Written by `init`: a person has not confirmed this guess yet. `check` warns about each.
     #[serde(default)]
     pub guess: Option<Spanned<String>>,

@@ -107,6 +107,9 @@ fn propose(spec: &ColumnMap, evidence: &Evidence) -> Result<Option<Proposed>, St
     if !spec.precedence.is_empty() && !spec.precedence.iter().any(|s| s.get_ref() == source) {
         return Ok(None);
     }
+    if !spec.kinds.is_empty() && !spec.kinds.iter().any(|k| *k.get_ref() == evidence.kind) {
+        return Ok(None);
+    }
     if let Some(v) = &spec.value {
         return Ok(Some(Proposed::Constant(v.get_ref().clone())));
     }
@@ -131,26 +134,41 @@ fn propose(spec: &ColumnMap, evidence: &Evidence) -> Result<Option<Proposed>, St
         return Ok(None);
     };
     let names = from.get_ref().names();
+    if let Some(vocabulary) = &spec.values {
+        // The first of the named fields whose word the vocabulary knows: a mail's `status` may
+        // be schema.org's, its `kind` the booking system's.
+        let mut unknown = Vec::new();
+        for name in &names {
+            let Some(value) = evidence.get(name) else { continue };
+            let text = value.to_string();
+            // "http://schema.org/ReservationCancelled" is the word after the last slash.
+            let word = text.trim().rsplit('/').next().unwrap_or("").trim();
+            let found = vocabulary
+                .get_ref()
+                .iter()
+                .find(|(_, words)| words.iter().any(|w| w.eq_ignore_ascii_case(word)));
+            match found {
+                Some((db_value, _)) => {
+                    return Ok(Some(Proposed::Value {
+                        value: ColumnValue::Text(db_value.clone()),
+                        field: name.to_string(),
+                    }))
+                }
+                None => unknown.push(format!("{name} \"{word}\"")),
+            }
+        }
+        return if unknown.is_empty() {
+            Ok(None)
+        } else {
+            Err(format!(
+                "{} is in no list of the column's `values`",
+                unknown.join(", ")
+            ))
+        };
+    }
     let Some((field, value)) = first_field(&names, evidence) else {
         return Ok(None);
     };
-    if let Some(vocabulary) = &spec.values {
-        let word = value.to_string();
-        let word = word.trim();
-        let found = vocabulary
-            .get_ref()
-            .iter()
-            .find(|(_, words)| words.iter().any(|w| w.eq_ignore_ascii_case(word)));
-        return match found {
-            Some((db_value, _)) => Ok(Some(Proposed::Value {
-                value: ColumnValue::Text(db_value.clone()),
-                field,
-            })),
-            None => Err(format!(
-                "{field} \"{word}\" is in no list of the column's `values`"
-            )),
-        };
-    }
     let zone = spec.zone.as_ref().and_then(|z| z.get_ref().parse().ok());
     let value = match &spec.transform {
         Some(t) => transform::apply(*t.get_ref(), value, zone).map_err(|e| e.to_string())?,

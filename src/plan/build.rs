@@ -300,7 +300,7 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
                     let mut depends_on = Vec::new();
                     for (col, spec) in &entity.columns {
                         let col = col.get_ref();
-                        if spec.generate.is_some() || spec.value.is_some() {
+                        if spec.generate.is_some() || spec.value.is_some() || spec.insert_only {
                             continue;
                         }
                         let Some(res) = item.columns.get(col) else {
