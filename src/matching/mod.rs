@@ -156,6 +156,9 @@ pub fn reconstruct(
         sets.push(set);
     }
     resolve::resolve_all(mapping, evidence, baseline, &mut sets, &holder);
+    // Evidence that some entity took is used, even if another entity it feeds could not place
+    // it (a completion mail names no customer email, but its booking is found).
+    unmatched.retain(|u| !holder.values().any(|h| h.contains_key(&u.evidence)));
     unmatched.sort_by(|a, b| (a.evidence, &a.entity).cmp(&(b.evidence, &b.entity)));
     Reconstruction {
         entities: sets,
