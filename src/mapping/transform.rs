@@ -128,6 +128,19 @@ fn phone(s: &str) -> String {
     let only_formatting = t
         .chars()
         .all(|c| c.is_ascii_digit() || " +-.()/\u{a0}".contains(c));
+    if international {
+        // libphonenumber's rules (through the phonenumber crate) know each country's trunk
+        // prefix: "+44 (0)20 7946 0958" is +442079460958.
+        let plus = match t.strip_prefix("00") {
+            Some(rest) => format!("+{rest}"),
+            None => t.to_string(),
+        };
+        if let Ok(n) = phonenumber::parse(None, &plus) {
+            if phonenumber::is_valid(&n) {
+                return n.format().mode(phonenumber::Mode::E164).to_string();
+            }
+        }
+    }
     if international && only_formatting {
         let national = digits.strip_prefix("00").filter(|_| !t.starts_with('+'));
         let d = national.unwrap_or(&digits);
@@ -232,6 +245,7 @@ mod tests {
         assert_eq!(text(Transform::Phone, "0049 (30) 123-4567"), "+49301234567");
         assert_eq!(text(Transform::Phone, "020 7946 0958"), "020 7946 0958");
         assert_eq!(text(Transform::Phone, "+1 call me"), "+1 call me");
+        assert_eq!(text(Transform::Phone, "+44 (0)20 7946 0958"), "+442079460958");
     }
 
     #[test]
