@@ -119,8 +119,14 @@ impl Schema {
 
     /// A short, stable digest of everything a plan depends on: tables, columns, types, keys.
     /// Two databases with the same schema give the same fingerprint whatever their rows.
+    /// gapfill's own audit table is left out: apply creates it, and a plan stays valid.
     pub fn fingerprint(&self) -> String {
-        let canonical = serde_json::to_string(&self.tables).unwrap_or_default();
+        let tables: BTreeMap<&String, &Table> = self
+            .tables
+            .iter()
+            .filter(|(name, _)| name.as_str() != crate::apply::AUDIT_TABLE)
+            .collect();
+        let canonical = serde_json::to_string(&tables).unwrap_or_default();
         crate::evidence::stable_hash(canonical.as_bytes())
     }
 }

@@ -281,11 +281,9 @@ async fn apply_in_transaction(
     if !stale.is_empty() {
         return Err(ApplyError::Stale { rows: stale });
     }
-    let mut undo = String::from(
-        "-- gapfill undo script: restores the rows this apply touched to their before-values.\n\
-         -- Review it, then run it in one transaction. Rows this apply inserted are removed.\n",
-    );
-    undo += &format!("-- plan {plan_hash}\nBEGIN;\n");
+    // Undo statements in the order the changes were made; the script runs them backwards, so
+    // that rows referring to others go first.
+    let mut undo: Vec<String> = Vec::new();
     let now = Utc::now();
     let mut keys: HashMap<String, String> = HashMap::new();
     // Keys of inserts an earlier run made, for changes that refer to them.
@@ -319,7 +317,7 @@ async fn apply_in_transaction(
                 if let Some(l) = &c.local {
                     keys.insert(l.clone(), key.clone());
                 }
-                undo += &sql::undo_insert(dialect, &c.table, &c.key_column, &key);
+                undo.push(sql::undo_insert(dialect, &c.table, &c.key_column, &key));
                 *report.inserted.entry(c.table.clone()).or_insert(0) += 1;
                 key
             }
@@ -330,8 +328,14 @@ async fn apply_in_transaction(
                     .execute(&mut *conn)
                     .await
                     .map_err(db_err(format!("updating {} {key}", c.table)))?;
-                undo +=
-                    &sql::undo_update(dialect, &c.table, &c.key_column, &key, &c.columns, table);
+                undo.push(sql::undo_update(
+                    dialect,
+                    &c.table,
+                    &c.key_column,
+                    &key,
+                    &c.columns,
+                    table,
+                ));
                 *report.updated.entry(c.table.clone()).or_insert(0) += 1;
                 key
             }
@@ -346,8 +350,17 @@ async fn apply_in_transaction(
             )))?;
         report.applied += 1;
     }
-    undo += "COMMIT;\n";
-    Ok((report, undo))
+    let mut script = format!(
+        "-- gapfill undo script for plan {plan_hash}: restores every row this apply touched to its\n\
+         -- before-values and removes the rows it inserted, newest first, then forgets the\n\
+         -- changes in {AUDIT_TABLE}. Review it, then run it as one transaction.\nBEGIN;\n"
+    );
+    for statement in undo.iter().rev() {
+        script += statement;
+    }
+    script += &sql::undo_audit(dialect, plan_hash);
+    script += "COMMIT;\n";
+    Ok((report, script))
 }
 
 /// What apply did, for people.

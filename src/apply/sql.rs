@@ -382,3 +382,13 @@ pub fn undo_update(
         literal(dialect, Some(key), class_of(table, key_column).0)
     )
 }
+
+/// Forgets this plan's changes in the audit table, so that the plan can be applied again after
+/// its undo.
+pub fn undo_audit(dialect: Dialect, plan_hash: &str) -> String {
+    format!(
+        "DELETE FROM {} WHERE plan_hash = '{}';\n",
+        dialect.quote(AUDIT_TABLE),
+        plan_hash.replace('\'', "''")
+    )
+}
