@@ -139,7 +139,9 @@ fn propose(spec: &ColumnMap, evidence: &Evidence) -> Result<Option<Proposed>, St
         // be schema.org's, its `kind` the booking system's.
         let mut unknown = Vec::new();
         for name in &names {
-            let Some(value) = evidence.get(name) else { continue };
+            let Some(value) = evidence.get(name) else {
+                continue;
+            };
             let text = value.to_string();
             // "http://schema.org/ReservationCancelled" is the word after the last slash.
             let word = text.trim().rsplit('/').next().unwrap_or("").trim();

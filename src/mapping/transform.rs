@@ -245,7 +245,10 @@ mod tests {
         assert_eq!(text(Transform::Phone, "0049 (30) 123-4567"), "+49301234567");
         assert_eq!(text(Transform::Phone, "020 7946 0958"), "020 7946 0958");
         assert_eq!(text(Transform::Phone, "+1 call me"), "+1 call me");
-        assert_eq!(text(Transform::Phone, "+44 (0)20 7946 0958"), "+442079460958");
+        assert_eq!(
+            text(Transform::Phone, "+44 (0)20 7946 0958"),
+            "+442079460958"
+        );
     }
 
     #[test]

@@ -1,0 +1,293 @@
+//! `gapfill plan` then `gapfill apply` on SQLite, PostgreSQL and MariaDB: apply, re-apply (a
+//! no-op), a dry run that leaves nothing, an undo script that restores the before-state exactly,
+//! audit rows, and a stale plan refused with the rows named.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// Runs a SQL script or statement against the database behind `url` with its own client.
+fn sql(url: &str, script: &str) {
+    let mut cmd = if let Some(path) = url.strip_prefix("sqlite://") {
+        let mut c = Command::new("sqlite3");
+        c.args(["-bail", path]);
+        c
+    } else if url.starts_with("postgres://") {
+        let mut c = Command::new("psql");
+        c.args([url, "-q", "-v", "ON_ERROR_STOP=1"]);
+        c
+    } else {
+        let (host, port, user) = mysql_parts(url.rsplit_once('/').unwrap().0);
+        let db = url.rsplit('/').next().unwrap();
+        let mut c = Command::new("mariadb");
+        c.args(["--protocol=tcp", "-h", &host, "-P", &port, "-u", &user, db]);
+        c
+    };
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the database client runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !err.contains("ERROR"),
+        "the script failed on {url}: {err}"
+    );
+}
+
+fn count(url: &str, table: &str) -> u64 {
+    let out = if let Some(path) = url.strip_prefix("sqlite://") {
+        Command::new("sqlite3")
+            .args([path, &format!("SELECT count(*) FROM {table}")])
+            .output()
+    } else if url.starts_with("postgres://") {
+        Command::new("psql")
+            .args([url, "-tAc", &format!("SELECT count(*) FROM {table}")])
+            .output()
+    } else {
+        let (host, port, user) = mysql_parts(url.rsplit_once('/').unwrap().0);
+        let db = url.rsplit('/').next().unwrap();
+        Command::new("mariadb")
+            .args([
+                "--protocol=tcp",
+                "-h",
+                &host,
+                "-P",
+                &port,
+                "-u",
+                &user,
+                "-N",
+                db,
+                "-e",
+            ])
+            .arg(format!("SELECT count(*) FROM {table}"))
+            .output()
+    }
+    .expect("client runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+fn plan(incident: &Path, url: &str, out: &Path) -> serde_json::Value {
+    gapfill_ok(&[
+        "plan",
+        "--quiet",
+        "--config",
+        incident.join("gapfill.toml").to_str().unwrap(),
+        "--db",
+        url,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
+}
+
+fn accepted(plan: &serde_json::Value) -> Vec<&serde_json::Value> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["decision"] == "accepted")
+        .collect()
+}
+
+/// The whole round trip on one database.
+fn round_trip(incident: &Path, url: &str, work: &Path) {
+    let truth = incident.join("truth.db");
+    let before = tables(&evaluate_json(&truth, url));
+    let plan_path = work.join("plan.json");
+    let p = plan(incident, url, &plan_path);
+    let ok = accepted(&p);
+    assert!(ok.len() > 50, "a plan with accepted changes: {}", ok.len());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&plan_path).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the plan is readable by its owner only"
+        );
+    }
+
+    // A dry run does everything and keeps nothing.
+    let out = gapfill_ok(&[
+        "apply",
+        plan_path.to_str().unwrap(),
+        "--db",
+        url,
+        "--dry-run",
+    ]);
+    assert!(out.contains("dry run"), "{out}");
+    assert_eq!(
+        tables(&evaluate_json(&truth, url)),
+        before,
+        "a dry run leaves nothing"
+    );
+
+    // Apply.
+    let undo = work.join("undo.sql");
+    let out = gapfill_ok(&[
+        "apply",
+        plan_path.to_str().unwrap(),
+        "--db",
+        url,
+        "--yes",
+        "--undo",
+        undo.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains(&format!("applied {} of {}", ok.len(), ok.len())),
+        "{out}"
+    );
+    let applied = evaluate_json(&truth, url);
+    let total = &applied["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "reservations")
+        .unwrap()
+        .clone();
+    assert!(total["recovered"].as_u64().unwrap() > 0, "{total}");
+    for t in applied["tables"].as_array().unwrap() {
+        assert_eq!(
+            t["pre_restore_corrupted"], 0,
+            "no pre-restore row altered: {t}"
+        );
+        assert_eq!(t["duplicates"], 0, "{t}");
+    }
+    assert_eq!(
+        count(url, "gapfill_audit"),
+        ok.len() as u64,
+        "one audit row per change"
+    );
+
+    // The same plan again changes nothing and says so.
+    let out = gapfill_ok(&["apply", plan_path.to_str().unwrap(), "--db", url, "--yes"]);
+    assert!(out.contains("nothing to do"), "{out}");
+    assert_eq!(evaluate_json(&truth, url)["tables"], applied["tables"]);
+
+    // The undo script restores the before-state exactly.
+    let script = std::fs::read_to_string(&undo).unwrap();
+    sql(url, &script);
+    assert_eq!(
+        tables(&evaluate_json(&truth, url)),
+        before,
+        "undo restores the before-state"
+    );
+    assert_eq!(count(url, "gapfill_audit"), 0);
+
+    // A plan whose rows changed since it was made is refused, naming the row, and nothing of it
+    // is applied.
+    let p = plan(incident, url, &plan_path);
+    let update = accepted(&p)
+        .into_iter()
+        .find(|c| c["op"] == "update" && c["table"] == "reservations")
+        .expect("an accepted update of a reservation");
+    let key = update["key"].as_str().unwrap();
+    sql(
+        url,
+        &format!("UPDATE reservations SET total_minor = total_minor + 1 WHERE id = {key}"),
+    );
+    let touched = tables(&evaluate_json(&truth, url));
+    let out = gapfill(&["apply", plan_path.to_str().unwrap(), "--db", url, "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stale"), "{err}");
+    assert!(err.contains(&format!("reservations id={key}")), "{err}");
+    assert!(err.contains("total_minor"), "{err}");
+    assert_eq!(
+        tables(&evaluate_json(&truth, url)),
+        touched,
+        "nothing applied"
+    );
+    assert_eq!(count(url, "gapfill_audit"), 0);
+}
+
+#[test]
+fn apply_on_sqlite() {
+    let (dir, incident) = incident(31, 80, "low");
+    let db = dir.path().join("work.db");
+    std::fs::copy(incident.join("restored.db"), &db).unwrap();
+    round_trip(&incident, &sqlite_url(&db), dir.path());
+}
+
+#[test]
+fn apply_on_postgres() {
+    let Some(base) = server("GAPFILL_TEST_POSTGRES") else {
+        return;
+    };
+    let (dir, incident) = incident(32, 80, "low");
+    let (url, _guard) = postgres_db(&base, "apply", &incident.join("restored.postgres.sql"));
+    round_trip(&incident, &url, dir.path());
+}
+
+#[test]
+fn apply_on_mariadb() {
+    let Some(base) = server("GAPFILL_TEST_MYSQL") else {
+        return;
+    };
+    let (dir, incident) = incident(33, 80, "low");
+    let (url, _guard) = mysql_db(&base, "apply", &incident.join("restored.mysql.sql"));
+    round_trip(&incident, &url, dir.path());
+}
+
+/// Without --yes, apply asks for the database's name and does nothing unless it is typed.
+#[test]
+fn apply_asks_before_writing() {
+    let (dir, incident) = incident(34, 40, "low");
+    let db = dir.path().join("work.db");
+    std::fs::copy(incident.join("restored.db"), &db).unwrap();
+    let url = sqlite_url(&db);
+    let plan_path = dir.path().join("plan.json");
+    plan(&incident, &url, &plan_path);
+    let before = tables(&evaluate_json(&incident.join("truth.db"), &url));
+    let answer = |text: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gapfill"))
+            .args(["apply", plan_path.to_str().unwrap(), "--db", &url])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = answer("prod\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not confirmed"));
+    assert_eq!(
+        tables(&evaluate_json(&incident.join("truth.db"), &url)),
+        before
+    );
+    let out = answer("work.db\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(
+        tables(&evaluate_json(&incident.join("truth.db"), &url)),
+        before
+    );
+}
