@@ -142,6 +142,11 @@ pub struct ColumnMap {
     /// nothing (a refund's `created` is not when the payment was made).
     #[serde(default)]
     pub kinds: Vec<Name>,
+    /// How the value is chosen among the best source's statements: `latest` (the default for
+    /// state: a modification overrides the confirmation), `earliest` (when something began),
+    /// `vote` (the default for names, emails and phones: the most often written).
+    #[serde(default)]
+    pub pick: Option<Spanned<Pick>>,
     /// Set when a row is inserted, never changed on an existing row: the evidence's `created` is
     /// when the evidence was made, not when an existing row was.
     #[serde(default)]
@@ -184,6 +189,14 @@ pub struct Lookup {
     /// The column returned; the table's primary key when absent.
     #[serde(default)]
     pub returns: Option<Name>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pick {
+    Latest,
+    Earliest,
+    Vote,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

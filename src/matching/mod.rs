@@ -158,6 +158,13 @@ pub fn reconstruct(
     resolve::resolve_all(mapping, evidence, baseline, &mut sets, &holder);
     // Evidence that some entity took is used, even if another entity it feeds could not place
     // it (a completion mail names no customer email, but its booking is found).
+    if let Ok(d) = std::env::var("GAPFILL_DEBUG_EVIDENCE") {
+        for u in &unmatched {
+            if d.split(',').any(|x| x.parse::<usize>().ok() == Some(u.evidence + 1)) {
+                eprintln!("DEBUG e{} {}: {}", u.evidence + 1, u.entity, u.why);
+            }
+        }
+    }
     unmatched.retain(|u| !holder.values().any(|h| h.contains_key(&u.evidence)));
     unmatched.sort_by(|a, b| (a.evidence, &a.entity).cmp(&(b.evidence, &b.entity)));
     Reconstruction {
@@ -366,9 +373,32 @@ fn score(
     }
 }
 
-/// How much better the best candidate must be than the next, in probability, to be taken
-/// without a person: closer than this, the two are near-equal and the item goes to review.
-const AMBIGUITY_MARGIN: f64 = 0.2;
+/// Scores every candidate and turns the weights into probabilities that share one total: at most
+/// one candidate is the right one, so two that match equally well get about half each, and
+/// neither is taken without a person. Best first.
+fn rank(mut scored: Vec<(usize, Score)>) -> Vec<(usize, Score)> {
+    let odds = |s: &Score| {
+        let p = s.prior.clamp(1e-6, 1.0 - 1e-6);
+        (s.weight + (p / (1.0 - p)).log2()).clamp(-1000.0, 1000.0).exp2()
+    };
+    let total: f64 = scored.iter().map(|(_, s)| odds(s)).sum();
+    for (_, s) in scored.iter_mut() {
+        s.probability = odds(s) / (1.0 + total);
+    }
+    scored.sort_by(|a, b| b.1.weight.total_cmp(&a.1.weight).then(a.0.cmp(&b.0)));
+    let runner = scored.get(1).map(|(_, r)| r.probability);
+    if let Some((_, s)) = scored.first_mut() {
+        s.runner_up = runner;
+    }
+    scored
+}
+
+/// Whether the runner-up keeps the best from being taken: together they are likely to hold the
+/// match, but neither alone is.
+fn ambiguous(s: &Score, review: f64) -> Option<f64> {
+    s.runner_up
+        .filter(|r| s.probability < review && s.probability + r >= review)
+}
 
 fn reconstruct_entity(
     name: &str,
@@ -507,34 +537,26 @@ fn reconstruct_entity(
             )));
             continue;
         }
-        let mut scored: Vec<(usize, Score)> = candidates
+        let scored: Vec<(usize, Score)> = candidates
             .iter()
             .map(|&c| (c, score(&compares, &weights, &ours, &values[c], prior)))
             .collect();
-        scored.sort_by(|a, b| {
-            b.1.probability
-                .total_cmp(&a.1.probability)
-                .then(a.0.cmp(&b.0))
-        });
-        let (best, mut s) = scored[0].clone();
-        s.runner_up = scored.get(1).map(|(_, r)| r.probability);
-        if s.probability < review {
-            unmatched.push(why(format!(
-                "its best {name} candidate ({}) scores {:.3}, below the review threshold {review}",
-                local_id(name, best),
-                s.probability
-            )));
-            continue;
-        }
-        if let Some(r) = s
-            .runner_up
-            .filter(|r| *r >= review && s.probability - r < AMBIGUITY_MARGIN)
-        {
+        let scored = rank(scored);
+        let (best, s) = scored[0].clone();
+        if let Some(r) = ambiguous(&s, review) {
             unmatched.push(why(format!(
                 "ambiguous: {} ({:.3}) and {} ({r:.3}) match about equally well; a person must choose",
                 local_id(name, best),
                 s.probability,
                 local_id(name, scored[1].0)
+            )));
+            continue;
+        }
+        if s.probability < review {
+            unmatched.push(why(format!(
+                "its best {name} candidate ({}) scores {:.3}, below the review threshold {review}",
+                local_id(name, best),
+                s.probability
             )));
             continue;
         }
@@ -931,36 +953,28 @@ fn link_all(
         cands.sort_unstable();
         cands.dedup();
         cands.truncate(200);
-        let mut scored: Vec<(usize, Score)> = cands
+        let scored: Vec<(usize, Score)> = cands
             .iter()
             .map(|&r| {
                 let theirs = row_values(entity, rows, &rows.rows[r], compares);
                 (r, score(compares, weights, &values[c], &theirs, prior))
             })
             .collect();
-        scored.sort_by(|a, b| {
-            b.1.probability
-                .total_cmp(&a.1.probability)
-                .then(a.0.cmp(&b.0))
-        });
+        let scored = rank(scored);
         let review = entity
             .matching
             .as_ref()
             .map_or(0.6, |m| *m.review.get_ref());
         match scored.first() {
+            Some((_, s)) if ambiguous(s, review).is_some() => {
+                out.push(Err(format!(
+                    "it resembles {} existing rows about equally (best {:.3}); a person must say whether it is one of them",
+                    scored.len(),
+                    s.probability
+                )));
+            }
             Some((r, s)) if s.probability >= review => {
-                let mut s = s.clone();
-                s.runner_up = scored.get(1).map(|(_, x)| x.probability);
-                if s.runner_up
-                    .is_some_and(|x| x >= review && s.probability - x < AMBIGUITY_MARGIN)
-                {
-                    out.push(Err(format!(
-                        "it resembles {} existing rows about equally (best {:.3}); a person must say whether it is one of them",
-                        scored.len(),
-                        s.probability
-                    )));
-                    continue;
-                }
+                let s = s.clone();
                 out.push(Ok(Link::Existing {
                     key: rows.rows[*r][key_col]
                         .as_deref()

@@ -17,7 +17,7 @@ use crate::baseline::{Baseline, Rows};
 use crate::evidence::Evidence;
 use crate::mapping::project::{self, Proposed};
 use crate::mapping::transform::ColumnValue;
-use crate::mapping::{ColumnMap, Mapping, Transform};
+use crate::mapping::{ColumnMap, Mapping, Pick, Transform};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Resolved {
@@ -117,8 +117,13 @@ fn observed(e: &Evidence) -> Option<DateTime<Utc>> {
     })
 }
 
-fn by_vote(spec: &ColumnMap) -> bool {
-    matches!(
+/// How a column chooses among its best source's values: the mapping's `pick`, else by vote for
+/// how people write themselves (names, emails, phones) and the latest for everything else.
+fn pick(spec: &ColumnMap) -> Pick {
+    if let Some(p) = &spec.pick {
+        return *p.get_ref();
+    }
+    let vote = matches!(
         spec.transform.as_ref().map(|t| *t.get_ref()),
         Some(
             Transform::Name
@@ -128,7 +133,12 @@ fn by_vote(spec: &ColumnMap) -> bool {
                 | Transform::Phone
                 | Transform::Text
         )
-    )
+    );
+    if vote {
+        Pick::Vote
+    } else {
+        Pick::Latest
+    }
 }
 
 fn resolution_text(r: &Resolution) -> String {
@@ -139,7 +149,8 @@ fn resolution_text(r: &Resolution) -> String {
 }
 
 /// Picks the best candidate; the rest become alternatives.
-fn choose(mut cands: Vec<Candidate>, vote: bool) -> Option<Resolved> {
+fn choose(mut cands: Vec<Candidate>, pick: Pick) -> Option<Resolved> {
+    let vote = pick == Pick::Vote;
     if cands.is_empty() {
         return None;
     }
@@ -170,18 +181,28 @@ fn choose(mut cands: Vec<Candidate>, vote: bool) -> Option<Resolved> {
             .map(|(k, _)| k.clone())?;
         best
     } else {
-        let latest = top.iter().copied().max_by(|&a, &b| {
+        let order = |&a: &usize, &b: &usize| {
             cands[a]
                 .at
                 .cmp(&cands[b].at)
                 .then(cands[b].evidence.cmp(&cands[a].evidence))
-        })?;
-        resolution_text(&cands[latest].value)
+        };
+        let found = if pick == Pick::Earliest {
+            // The earliest statement with a time; one without a time only when none has one.
+            top.iter()
+                .copied()
+                .filter(|&i| cands[i].at.is_some())
+                .min_by(order)
+                .or_else(|| top.iter().copied().max_by(order))
+        } else {
+            top.iter().copied().max_by(order)
+        }?;
+        resolution_text(&cands[found].value)
     };
     let chosen = groups.get(&chosen_text)?.clone();
     let value = cands[chosen[0]].value.clone();
     let mut conflict = None;
-    if !vote {
+    if pick == Pick::Latest {
         // Two statements from the best source at the same moment that disagree: no rule decides.
         let at = chosen.iter().map(|&i| cands[i].at).max().flatten();
         let rivals: Vec<String> = top
@@ -406,7 +427,7 @@ pub(super) fn resolve_all(
                 {
                     cands.retain(|c| !matches!(c.value, Resolution::Unresolved(_)));
                 }
-                if let Some(r) = choose(cands, by_vote(spec)) {
+                if let Some(r) = choose(cands, pick(spec)) {
                     item.columns.insert(column.clone(), r);
                 }
             }
