@@ -96,7 +96,18 @@ impl Lookups<'_> {
                 }
                 index
             });
-        index.get(&lookup_text(value)).cloned().unwrap_or_default()
+        if let Some(found) = index.get(&lookup_text(value)) {
+            return found.clone();
+        }
+        // A value that lists several parts ("Berlin Hauptbahnhof, Europaplatz 1, 10557 Berlin")
+        // matches through the parts that do, when they agree on one row.
+        let mut found: BTreeSet<String> = BTreeSet::new();
+        for part in value.split([',', ';', '\n']) {
+            if let Some(keys) = index.get(&lookup_text(part)) {
+                found.extend(keys.iter().cloned());
+            }
+        }
+        found
     }
 }
 
