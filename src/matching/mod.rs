@@ -132,8 +132,10 @@ pub struct Unmatched {
 /// One entity's evidence: which items, what each proposes, and their identifier keys.
 struct Mention {
     evidence: usize,
-    projection: Projection,
     keys: Vec<String>,
+    /// The item's values of the fields matching compares and blocks on, as far as they describe
+    /// this entity (see [`attributable`]).
+    values: FieldValues,
 }
 
 /// Reconstructs every entity of the mapping from the evidence and links it to the baseline.
@@ -150,7 +152,8 @@ pub fn reconstruct(
         let Some((_, entity)) = mapping.entities.iter().find(|(k, _)| k.get_ref() == name) else {
             continue;
         };
-        let (set, lost, held) = reconstruct_entity(name, entity, evidence, baseline);
+        let parents = Parents::new(mapping, entity, evidence, baseline, &sets, &holder);
+        let (set, lost, held) = reconstruct_entity(name, entity, evidence, baseline, &parents);
         unmatched.extend(lost);
         holder.insert(name.to_string(), held);
         sets.push(set);
@@ -160,7 +163,9 @@ pub fn reconstruct(
     // it (a completion mail names no customer email, but its booking is found).
     if let Ok(d) = std::env::var("GAPFILL_DEBUG_EVIDENCE") {
         for u in &unmatched {
-            if d.split(',').any(|x| x.parse::<usize>().ok() == Some(u.evidence + 1)) {
+            if d.split(',')
+                .any(|x| x.parse::<usize>().ok() == Some(u.evidence + 1))
+            {
                 eprintln!("DEBUG e{} {}: {}", u.evidence + 1, u.entity, u.why);
             }
         }
@@ -238,15 +243,41 @@ type FieldValues = BTreeMap<String, Vec<Value>>;
 
 const MAX_VALUES: usize = 8;
 
-fn add_values(into: &mut FieldValues, fields: &[String], e: &Evidence) {
-    for f in fields {
-        if let Some(v) = e.get(f) {
-            let vs = into.entry(f.clone()).or_default();
-            if vs.len() < MAX_VALUES && !vs.contains(v) {
-                vs.push(v.clone());
+fn add_values(into: &mut FieldValues, from: &FieldValues) {
+    for (f, vs) in from {
+        let into = into.entry(f.clone()).or_default();
+        for v in vs {
+            if into.len() < MAX_VALUES && !into.contains(v) {
+                into.push(v.clone());
             }
         }
     }
+}
+
+/// An item's values of `fields`, leaving out those the mapping does not take from it for this
+/// entity: when a column reads a field but not from this kind of evidence (a charge's name is
+/// the payer's, not the customer's), the field says nothing about this entity here either.
+fn attributable(entity: &Entity, fields: &[String], e: &Evidence, p: &Projection) -> FieldValues {
+    let mut out = FieldValues::new();
+    for f in fields {
+        let Some(v) = e.get(f) else { continue };
+        let read_by_column = entity.columns.values().any(|c| {
+            c.from
+                .as_ref()
+                .is_some_and(|fr| fr.get_ref().names().contains(&f.as_str()))
+                || c.lookup
+                    .as_ref()
+                    .is_some_and(|l| l.from.get_ref().names().contains(&f.as_str()))
+        });
+        let used = p.columns.values().any(|prop| match prop {
+            Proposed::Value { field, .. } | Proposed::Lookup { field, .. } => field == f,
+            Proposed::Constant(_) => false,
+        });
+        if !read_by_column || used {
+            out.insert(f.clone(), vec![v.clone()]);
+        }
+    }
+    out
 }
 
 /// Blocking keys of a set of values: every combination of the set's fields, times bucketed by
@@ -379,7 +410,9 @@ fn score(
 fn rank(mut scored: Vec<(usize, Score)>) -> Vec<(usize, Score)> {
     let odds = |s: &Score| {
         let p = s.prior.clamp(1e-6, 1.0 - 1e-6);
-        (s.weight + (p / (1.0 - p)).log2()).clamp(-1000.0, 1000.0).exp2()
+        (s.weight + (p / (1.0 - p)).log2())
+            .clamp(-1000.0, 1000.0)
+            .exp2()
     };
     let total: f64 = scored.iter().map(|(_, s)| odds(s)).sum();
     for (_, s) in scored.iter_mut() {
@@ -400,11 +433,124 @@ fn ambiguous(s: &Score, review: f64) -> Option<f64> {
         .filter(|r| s.probability < review && s.probability + r >= review)
 }
 
+/// The identifying values of the entities an entity refers to, per evidence item: for each item
+/// of a referenced entity, its natural key values (from its evidence, and from its existing row
+/// when it is linked to one), under the evidence field names the mapping reads them from.
+struct Parents {
+    /// Per referenced entity: evidence index → the identifying values of the item holding it.
+    by_evidence: Vec<HashMap<usize, std::rc::Rc<FieldValues>>>,
+}
+
+impl Parents {
+    fn new(
+        mapping: &Mapping,
+        entity: &Entity,
+        evidence: &[Evidence],
+        baseline: &Baseline,
+        done: &[EntitySet],
+        holder: &BTreeMap<String, HashMap<usize, usize>>,
+    ) -> Parents {
+        let mut by_evidence = Vec::new();
+        for spec in entity.columns.values() {
+            let Some(target) = &spec.entity else { continue };
+            let target = target.get_ref();
+            let (Some(set), Some(held), Some((_, parent))) = (
+                done.iter().find(|s| &s.entity == target),
+                holder.get(target),
+                mapping.entities.iter().find(|(k, _)| k.get_ref() == target),
+            ) else {
+                continue;
+            };
+            // The natural key columns and the field each reads first.
+            let keys: Vec<(String, String)> = parent
+                .natural_keys
+                .iter()
+                .flatten()
+                .filter_map(|c| {
+                    let (_, spec) = parent
+                        .columns
+                        .iter()
+                        .find(|(k, _)| k.get_ref() == c.get_ref())?;
+                    let f = spec.from.as_ref()?.get_ref().names()[0].to_string();
+                    Some((c.get_ref().clone(), f))
+                })
+                .collect();
+            let rows = baseline.entities.get(target);
+            let row_index = rows.map(index_rows).unwrap_or_default();
+            let mut per_item: Vec<std::rc::Rc<FieldValues>> = Vec::with_capacity(set.items.len());
+            for item in &set.items {
+                let mut v = FieldValues::new();
+                for m in &item.members {
+                    let p = project::project_entity(target, parent, &evidence[m.evidence]);
+                    for (col, f) in &keys {
+                        if let (Some(Proposed::Value { .. }), Some(val)) =
+                            (p.columns.get(col), evidence[m.evidence].get(f))
+                        {
+                            add_values(&mut v, &BTreeMap::from([(f.clone(), vec![val.clone()])]));
+                        }
+                    }
+                }
+                if let (Link::Existing { key, .. }, Some(rows)) = (&item.link, rows) {
+                    if let Some(&r) = row_index.get(key.as_str()) {
+                        for (col, f) in &keys {
+                            if let Some(text) = rows
+                                .column_index(col)
+                                .and_then(|i| rows.rows[r][i].as_deref())
+                            {
+                                add_values(
+                                    &mut v,
+                                    &BTreeMap::from([(
+                                        f.clone(),
+                                        vec![Value::Text(text.to_string())],
+                                    )]),
+                                );
+                            }
+                        }
+                    }
+                }
+                per_item.push(std::rc::Rc::new(v));
+            }
+            by_evidence.push(
+                held.iter()
+                    .map(|(&e, &k)| (e, per_item[k].clone()))
+                    .collect(),
+            );
+        }
+        Parents { by_evidence }
+    }
+
+    /// The identifying values of the parents of a group of evidence items, limited to `fields`.
+    fn inherited(
+        &self,
+        members: impl Iterator<Item = usize>,
+        fields: &[String],
+    ) -> Vec<(String, Value)> {
+        let mut out: Vec<(String, Value)> = Vec::new();
+        for e in members {
+            for map in &self.by_evidence {
+                let Some(v) = map.get(&e) else { continue };
+                for (f, vals) in v.iter() {
+                    if !fields.contains(f) {
+                        continue;
+                    }
+                    for val in vals {
+                        if out.len() < 32 && !out.iter().any(|(g, w)| g == f && w == val) {
+                            out.push((f.clone(), val.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 fn reconstruct_entity(
     name: &str,
     entity: &Entity,
     evidence: &[Evidence],
     baseline: &Baseline,
+    parents: &Parents,
 ) -> (EntitySet, Vec<Unmatched>, HashMap<usize, usize>) {
     let compares: Vec<Compare> = entity
         .matching
@@ -445,10 +591,11 @@ fn reconstruct_entity(
             continue;
         }
         let keys = identifier_keys(entity, &projection);
+        let values = attributable(entity, &fields, e, &projection);
         mentions.push(Mention {
             evidence: i,
-            projection,
             keys,
+            values,
         });
     }
 
@@ -484,24 +631,34 @@ fn reconstruct_entity(
             joined: Joined::Identifier { key },
         });
     }
+    let mention_of: HashMap<usize, usize> = mentions
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.evidence, i))
+        .collect();
+    let values_of = |e: usize| &mentions[mention_of[&e]].values;
     let mut values: Vec<FieldValues> = clusters
         .iter()
         .map(|members| {
             let mut v = FieldValues::new();
             for m in members {
-                add_values(&mut v, &fields, &evidence[m.evidence]);
+                add_values(&mut v, values_of(m.evidence));
             }
             v
         })
         .collect();
+    // An entity also carries the identifying values of the entities it refers to: a booking
+    // whose customer is known by a Stripe customer id is reachable by that id, so a payment
+    // made without the booking code still finds it.
+    for (c, members) in clusters.iter().enumerate() {
+        for (f, v) in parents.inherited(members.iter().map(|m| m.evidence), &fields) {
+            add_values(&mut values[c], &BTreeMap::from([(f, vec![v])]));
+        }
+    }
 
     // 3. Weights from the identified items, then the loose items scored against the clusters.
-    let item_values = |i: usize| {
-        let mut v = FieldValues::new();
-        add_values(&mut v, &fields, &evidence[mentions[i].evidence]);
-        v
-    };
-    let weights = estimate_weights(&compares, &clusters, &mentions, evidence, &fields);
+    let item_values = |i: usize| mentions[i].values.clone();
+    let weights = estimate_weights(&compares, &clusters, &mentions, &mention_of);
     let mut index: HashMap<String, Vec<usize>> = HashMap::new();
     for (c, v) in values.iter().enumerate() {
         for k in block_keys(&blocking, &compares, v, false) {
@@ -511,9 +668,9 @@ fn reconstruct_entity(
             }
         }
     }
-    let prior = estimate_prior(
-        &clusters, &values, &index, &blocking, &compares, evidence, &fields,
-    );
+    let prior = estimate_prior(&clusters, &index, &blocking, &compares, &|e| {
+        values_of(e).clone()
+    });
     let mut unmatched = Vec::new();
     let mut joins: Vec<(usize, Member)> = Vec::new();
     for &i in &loose {
@@ -569,7 +726,7 @@ fn reconstruct_entity(
         ));
     }
     for (c, m) in joins {
-        add_values(&mut values[c], &fields, &evidence[m.evidence]);
+        add_values(&mut values[c], values_of(m.evidence));
         clusters[c].push(m);
     }
 
@@ -665,19 +822,26 @@ fn estimate_weights(
     compares: &[Compare],
     clusters: &[Vec<Member>],
     mentions: &[Mention],
-    evidence: &[Evidence],
-    _fields: &[String],
+    mention_of: &HashMap<usize, usize>,
 ) -> Vec<FieldWeights> {
     let mut tallies = vec![Tally::default(); compares.len()];
-    let tally = |tallies: &mut Vec<Tally>, a: &Evidence, b: &Evidence, same: bool| {
+    let tally = |tallies: &mut Vec<Tally>, a: usize, b: usize, same: bool| {
+        let (a, b) = (
+            &mentions[mention_of[&a]].values,
+            &mentions[mention_of[&b]].values,
+        );
         for (c, t) in compares.iter().zip(tallies.iter_mut()) {
-            if let (Some(x), Some(y)) = (a.get(&c.field), b.get(&c.field)) {
-                if let Some(l) = c.level(x, y) {
-                    if same {
-                        t.same[l.index()] += 1;
-                    } else {
-                        t.different[l.index()] += 1;
-                    }
+            let (Some(x), Some(y)) = (
+                a.get(&c.field).and_then(|v| v.first()),
+                b.get(&c.field).and_then(|v| v.first()),
+            ) else {
+                continue;
+            };
+            if let Some(l) = c.level(x, y) {
+                if same {
+                    t.same[l.index()] += 1;
+                } else {
+                    t.different[l.index()] += 1;
                 }
             }
         }
@@ -685,12 +849,7 @@ fn estimate_weights(
     let mut pairs = 0;
     'outer: for members in clusters {
         for w in members.windows(2) {
-            tally(
-                &mut tallies,
-                &evidence[w[0].evidence],
-                &evidence[w[1].evidence],
-                true,
-            );
+            tally(&mut tallies, w[0].evidence, w[1].evidence, true);
             pairs += 1;
             if pairs > 50_000 {
                 break 'outer;
@@ -716,7 +875,7 @@ fn estimate_weights(
             let a = ids[(k * 7919) % n];
             let b = ids[(k * 7919 + 1 + (k * 104_729) % (n - 1)) % n];
             if cluster_of.get(&a) != cluster_of.get(&b) {
-                tally(&mut tallies, &evidence[a], &evidence[b], false);
+                tally(&mut tallies, a, b, false);
             }
         }
     }
@@ -731,12 +890,10 @@ fn estimate_weights(
 /// whose entity has other evidence, the share of their candidates that is their own entity.
 fn estimate_prior(
     clusters: &[Vec<Member>],
-    values: &[FieldValues],
     index: &HashMap<String, Vec<usize>>,
     blocking: &[Vec<String>],
     compares: &[Compare],
-    evidence: &[Evidence],
-    fields: &[String],
+    values_of: &dyn Fn(usize) -> FieldValues,
 ) -> f64 {
     let (mut own, mut total) = (0u64, 0u64);
     let mut asked = 0;
@@ -744,8 +901,7 @@ fn estimate_prior(
         if members.len() < 2 {
             continue;
         }
-        let mut v = FieldValues::new();
-        add_values(&mut v, fields, &evidence[members[0].evidence]);
+        let v = values_of(members[0].evidence);
         let mut cands: Vec<usize> = block_keys(blocking, compares, &v, true)
             .iter()
             .filter_map(|k| index.get(k))
@@ -764,7 +920,6 @@ fn estimate_prior(
             break;
         }
     }
-    let _ = values;
     if total == 0 {
         0.5
     } else {
