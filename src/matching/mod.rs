@@ -171,6 +171,17 @@ pub fn reconstruct(
         }
     }
     unmatched.retain(|u| !holder.values().any(|h| h.contains_key(&u.evidence)));
+    // Every item is accounted for (invariant 6): one that no entity could even use says so.
+    let listed: std::collections::HashSet<usize> = unmatched.iter().map(|u| u.evidence).collect();
+    for i in 0..evidence.len() {
+        if !listed.contains(&i) && !holder.values().any(|h| h.contains_key(&i)) {
+            unmatched.push(Unmatched {
+                evidence: i,
+                entity: String::new(),
+                why: "it gives none of the fields the mapping rebuilds rows from".into(),
+            });
+        }
+    }
     unmatched.sort_by(|a, b| (a.evidence, &a.entity).cmp(&(b.evidence, &b.entity)));
     Reconstruction {
         entities: sets,
@@ -625,7 +636,7 @@ fn reconstruct_entity(
             clusters.push(Vec::new());
             clusters.len() - 1
         });
-        let key = mentions[i].keys[0].replace('\u{1f}', " ");
+        let key = key_display(entity, &mentions[i].keys[0]);
         clusters[c].push(Member {
             evidence: mentions[i].evidence,
             joined: Joined::Identifier { key },
@@ -810,6 +821,23 @@ fn reconstruct_entity(
         unmatched,
         held,
     )
+}
+
+/// "booking_code=RCAAA111" for people, from an identifier key.
+fn key_display(entity: &Entity, key: &str) -> String {
+    let mut parts = key.split('\u{1f}');
+    let set: usize = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let columns = entity.natural_keys.get(set);
+    parts
+        .enumerate()
+        .map(|(i, v)| {
+            let col = columns
+                .and_then(|c| c.get(i))
+                .map_or("key", |c| c.get_ref().as_str());
+            format!("{col}={v}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn local_id(entity: &str, n: usize) -> String {
