@@ -626,8 +626,8 @@ fn reconstruct_entity(
     let mut cluster_of_root: BTreeMap<usize, usize> = BTreeMap::new();
     let mut clusters: Vec<Vec<Member>> = Vec::new();
     let mut loose: Vec<usize> = Vec::new();
-    for i in 0..mentions.len() {
-        if mentions[i].keys.is_empty() {
+    for (i, mention) in mentions.iter().enumerate() {
+        if mention.keys.is_empty() {
             loose.push(i);
             continue;
         }
@@ -636,9 +636,9 @@ fn reconstruct_entity(
             clusters.push(Vec::new());
             clusters.len() - 1
         });
-        let key = key_display(entity, &mentions[i].keys[0]);
+        let key = key_display(entity, &mention.keys[0]);
         clusters[c].push(Member {
-            evidence: mentions[i].evidence,
+            evidence: mention.evidence,
             joined: Joined::Identifier { key },
         });
     }
@@ -974,12 +974,6 @@ fn row_key(
         key.push_str(&k);
     }
     Some(key)
-}
-
-/// The evidence field a plain `from` column reads first, for comparing baseline rows.
-fn column_field(entity: &Entity, column: &str) -> Option<String> {
-    let (_, c) = entity.columns.iter().find(|(k, _)| k.get_ref() == column)?;
-    c.from.as_ref().map(|f| f.get_ref().names()[0].to_string())
 }
 
 /// A baseline row's values under the evidence field names the mapping reads them from.
