@@ -201,6 +201,42 @@ pub fn stable_hash(bytes: &[u8]) -> String {
     format!("{:016x}", h.0)
 }
 
+/// [`stable_hash`] of everything written, for content too large to hold at once (a plan).
+pub struct StableHasher(u64);
+
+impl StableHasher {
+    pub fn new() -> StableHasher {
+        StableHasher(Fnv::new().0)
+    }
+
+    /// The same digest `stable_hash` gives for all the bytes written, in one piece.
+    pub fn finish(self) -> String {
+        let mut h = Fnv(self.0);
+        h.write(&[]);
+        format!("{:016x}", h.0)
+    }
+}
+
+impl Default for StableHasher {
+    fn default() -> Self {
+        StableHasher::new()
+    }
+}
+
+impl std::io::Write for StableHasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &b in buf {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 struct Fnv(u64);
 
 impl Fnv {
@@ -397,6 +433,16 @@ impl Serialize for Pattern {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn streamed_hash_is_the_hash_of_the_whole() {
+        use std::io::Write;
+        let mut h = StableHasher::new();
+        h.write_all(b"hello ").unwrap();
+        h.write_all(b"world").unwrap();
+        assert_eq!(h.finish(), stable_hash(b"hello world"));
+    }
+
     use super::*;
 
     fn prov() -> Provenance {

@@ -228,24 +228,38 @@ impl Plan {
         Ok(plan)
     }
 
-    /// The plan as the bytes written: same plan, same bytes (invariant 7).
+    /// The plan as the bytes written: same plan, same bytes (invariant 7). Compact JSON, one
+    /// document: plans run to hundreds of megabytes, and `gapfill show` is for reading them.
+    pub fn write_to(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+        serde_json::to_writer(&mut out, self)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
-        out.push(b'\n');
+        let mut out = Vec::new();
+        let _ = self.write_to(&mut out);
         out
     }
 
     /// Writes the plan readable by its owner only: it holds customer data (invariant 8).
     pub fn write(&self, path: &Path) -> Result<(), PlanError> {
-        write_private(path, &self.to_bytes()).map_err(|e| PlanError::Write {
+        let fail = |e: std::io::Error| PlanError::Write {
             path: path.display().to_string(),
             message: e.to_string(),
-        })
+        };
+        let file = create_private(path).map_err(fail)?;
+        self.write_to(&file).map_err(fail)?;
+        file.sync_all().map_err(fail)
     }
 
     /// The digest of the plan's content, recorded with every change apply makes.
     pub fn hash(&self) -> String {
-        crate::evidence::stable_hash(&self.to_bytes())
+        let mut h = crate::evidence::StableHasher::new();
+        let _ = self.write_to(&mut h);
+        h.finish()
     }
 
     /// Recounts the summary from the changes (after review changed decisions).
@@ -264,9 +278,8 @@ impl Plan {
     }
 }
 
-/// Creates or replaces `path` with mode 0600 from the start, never briefly world-readable.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
+/// Creates or truncates `path` with mode 0600 from the start, never briefly world-readable.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -274,12 +287,20 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path)?;
+    let f = opts.open(path)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
+        // An existing file keeps its mode on open: set it.
         f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
+    Ok(f)
+}
+
+/// Writes `bytes` to a file created as [`create_private`] does.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = create_private(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
