@@ -160,7 +160,9 @@ pub fn reconstruct(
     // it (a completion mail names no customer email, but its booking is found).
     if let Ok(d) = std::env::var("GAPFILL_DEBUG_EVIDENCE") {
         for u in &unmatched {
-            if d.split(',').any(|x| x.parse::<usize>().ok() == Some(u.evidence + 1)) {
+            if d.split(',')
+                .any(|x| x.parse::<usize>().ok() == Some(u.evidence + 1))
+            {
                 eprintln!("DEBUG e{} {}: {}", u.evidence + 1, u.entity, u.why);
             }
         }
@@ -379,7 +381,9 @@ fn score(
 fn rank(mut scored: Vec<(usize, Score)>) -> Vec<(usize, Score)> {
     let odds = |s: &Score| {
         let p = s.prior.clamp(1e-6, 1.0 - 1e-6);
-        (s.weight + (p / (1.0 - p)).log2()).clamp(-1000.0, 1000.0).exp2()
+        (s.weight + (p / (1.0 - p)).log2())
+            .clamp(-1000.0, 1000.0)
+            .exp2()
     };
     let total: f64 = scored.iter().map(|(_, s)| odds(s)).sum();
     for (_, s) in scored.iter_mut() {
