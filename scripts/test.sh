@@ -66,4 +66,13 @@ export GAPFILL_TEST_STRIPE_BASE="http://127.0.0.1:$stripe_port"
 # As with the databases: CI must really run the Stripe API tests, never skip them.
 export GAPFILL_REQUIRE_STRIPE=1
 
+# Debian's chromium, for the HTML report test that runs the page's script in a real headless
+# browser: installed when missing.
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing chromium" >&2
+    apt-get install -y -qq chromium >&2 || { apt-get update -qq >&2 && apt-get install -y -qq chromium >&2; }
+fi
+# As with the databases: CI must really run the browser test, never skip it.
+export GAPFILL_REQUIRE_BROWSER=1
+
 cargo test --all-targets "$@"

@@ -33,6 +33,19 @@ enum Format {
     Json,
 }
 
+/// How `show` renders a plan.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ShowFormat {
+    Text,
+    Markdown,
+    /// One self-contained page (no network); write it to a file and open it in a browser.
+    Html,
+    /// The plan file itself.
+    Json,
+    /// The review sheet `review --export` writes.
+    Csv,
+}
+
 // One value per run: its size does not matter, boxing would only obscure the arguments.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
@@ -134,6 +147,9 @@ enum Command {
         /// Exit 2 when the plan proposes any change.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Also write the plan as one self-contained HTML page here (readable by its owner only).
+        #[arg(long, value_name = "HTML")]
+        report: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -158,8 +174,24 @@ enum Command {
     /// Render a plan.
     Show {
         plan: PathBuf,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
+    /// Review a plan: export a sheet to decide in, import the decided sheet, or accept every
+    /// change that needs review above a confidence. Import and accept-above rewrite PLAN.
+    #[command(group(clap::ArgGroup::new("action").required(true).args(["export", "import", "accept_above"])))]
+    Review {
+        plan: PathBuf,
+        /// Write the review sheet (CSV, readable by its owner only): fill its `decision` column
+        /// with accept, reject or nothing.
+        #[arg(long, value_name = "CSV")]
+        export: Option<PathBuf>,
+        /// Apply the decisions of a filled review sheet to PLAN.
+        #[arg(long, value_name = "CSV")]
+        import: Option<PathBuf>,
+        /// Accept every change that needs review with at least this confidence (0 to 1).
+        #[arg(long, value_name = "SCORE", value_parser = gapfill::plan::review::parse_score)]
+        accept_above: Option<f64>,
     },
     /// Validate a mapping file against a live database's schema.
     Check {
@@ -433,6 +465,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             timings,
             detailed_exitcode,
+            report,
             format,
         } => {
             let config = gapfill::config::Config::load(config.as_deref())?;
@@ -475,6 +508,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 b.finish_and_clear();
             }
             outcome.plan.write(&out)?;
+            if let Some(report) = &report {
+                let page = gapfill::plan::html::html(&outcome.plan);
+                gapfill::plan::write_private(report, page.as_bytes())
+                    .with_context(|| format!("cannot write the report {}", report.display()))?;
+            }
             if timings {
                 for (stage, t) in &outcome.timings {
                     eprintln!("{stage:<10} {:>8.2} s", t.as_secs_f64());
@@ -496,6 +534,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ))?;
                     print(&gapfill::plan::render::summary(&outcome.plan))?;
                     print(&format!("plan written to {}\n", out.display()))?;
+                    if let Some(report) = &report {
+                        print(&format!("report written to {}\n", report.display()))?;
+                    }
                 }
                 Format::Text => {}
             }
@@ -545,8 +586,52 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show { plan, format } => {
             let plan = gapfill::plan::Plan::read(&plan)?;
             match format {
-                Format::Json => print(&String::from_utf8_lossy(&plan.to_bytes()))?,
-                Format::Text => print(&gapfill::plan::render::text(&plan))?,
+                ShowFormat::Json => print(&String::from_utf8_lossy(&plan.to_bytes()))?,
+                ShowFormat::Text => print(&gapfill::plan::render::text(&plan))?,
+                ShowFormat::Markdown => print(&gapfill::plan::html::markdown(&plan))?,
+                ShowFormat::Html => print(&gapfill::plan::html::html(&plan))?,
+                ShowFormat::Csv => print(&gapfill::plan::review::export_csv(&plan))?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Review {
+            plan: path,
+            export,
+            import,
+            accept_above,
+        } => {
+            use gapfill::plan::review;
+            let mut plan = gapfill::plan::Plan::read(&path)?;
+            if let Some(csv) = export {
+                gapfill::plan::write_private(&csv, review::export_csv(&plan).as_bytes())
+                    .with_context(|| format!("cannot write the review sheet {}", csv.display()))?;
+                if !cli.quiet {
+                    eprintln!(
+                        "wrote {}: fill its decision column with accept, reject or nothing, then run `gapfill review {} --import {}`",
+                        csv.display(),
+                        path.display(),
+                        csv.display()
+                    );
+                }
+            } else if let Some(csv) = import {
+                let text = std::fs::read_to_string(&csv)
+                    .with_context(|| format!("cannot read the review sheet {}", csv.display()))?;
+                let (reviewed, report) =
+                    review::import_csv(&plan, &text, &csv.display().to_string())?;
+                reviewed.write(&path)?;
+                if !cli.quiet {
+                    print(&report.text())?;
+                    print(&gapfill::plan::render::summary(&reviewed))?;
+                }
+            } else if let Some(score) = accept_above {
+                let n = review::accept_above(&mut plan, score);
+                plan.write(&path)?;
+                if !cli.quiet {
+                    print(&format!(
+                        "accepted {n} changes that needed review with confidence at least {score}\n"
+                    ))?;
+                    print(&gapfill::plan::render::summary(&plan))?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -8,7 +8,9 @@
 //! come in as values, and the plan goes out as a file that only `apply` acts on.
 
 mod build;
+pub mod html;
 pub mod render;
+pub mod review;
 
 use std::collections::BTreeMap;
 use std::path::Path;
