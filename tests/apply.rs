@@ -183,6 +183,12 @@ fn round_trip(incident: &Path, url: &str, work: &Path) {
 
     // The undo script restores the before-state exactly.
     let script = std::fs::read_to_string(&undo).unwrap();
+    let script = if url.starts_with("postgres://") {
+        // A person's session, not apply's: the test guard lets it through.
+        format!("SET gapfill.guard = 'off';\n{script}")
+    } else {
+        script
+    };
     sql(url, &script);
     assert_eq!(
         tables(&evaluate_json(&truth, url)),
@@ -194,14 +200,30 @@ fn round_trip(incident: &Path, url: &str, work: &Path) {
     // A plan whose rows changed since it was made is refused, naming the row, and nothing of it
     // is applied.
     let p = plan(incident, url, &plan_path);
-    let update = accepted(&p)
+    // Someone changes, behind the plan's back, a column the plan's update of that row changes.
+    let (update, column) = accepted(&p)
         .into_iter()
-        .find(|c| c["op"] == "update" && c["table"] == "reservations")
+        .filter(|c| c["op"] == "update" && c["table"] == "reservations")
+        .find_map(|c| {
+            let cols = c["columns"].as_array().unwrap();
+            ["status", "pickup_at", "return_at", "total_minor"]
+                .into_iter()
+                .find(|name| cols.iter().any(|x| x["column"] == *name))
+                .map(|name| (c, name))
+        })
         .expect("an accepted update of a reservation");
     let key = update["key"].as_str().unwrap();
+    let set = match column {
+        "status" => "status = 'no_show'".to_string(),
+        "total_minor" => "total_minor = total_minor + 1".to_string(),
+        // Text in SQLite, timestamps on the servers: the same instant a year on, written in the
+        // form each reads.
+        other if url.starts_with("sqlite://") => format!("{other} = '2030-01-01T00:00:00Z'"),
+        other => format!("{other} = '2030-01-01 00:00:00'"),
+    };
     sql(
         url,
-        &format!("UPDATE reservations SET total_minor = total_minor + 1 WHERE id = {key}"),
+        &format!("UPDATE reservations SET {set} WHERE id = {key}"),
     );
     let touched = tables(&evaluate_json(&truth, url));
     let out = gapfill(&["apply", plan_path.to_str().unwrap(), "--db", url, "--yes"]);
@@ -209,7 +231,7 @@ fn round_trip(incident: &Path, url: &str, work: &Path) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("stale"), "{err}");
     assert!(err.contains(&format!("reservations id={key}")), "{err}");
-    assert!(err.contains("total_minor"), "{err}");
+    assert!(err.contains(column), "{err}");
     assert_eq!(
         tables(&evaluate_json(&truth, url)),
         touched,
@@ -226,6 +248,38 @@ fn apply_on_sqlite() {
     round_trip(&incident, &sqlite_url(&db), dir.path());
 }
 
+/// Makes the database itself refuse DELETE, TRUNCATE and DROP, so that a run of apply proves it
+/// issues none: statement triggers on every table and an event trigger on drops. The undo script,
+/// which a person runs, turns the guard off for its own session first.
+fn forbid_destructive_statements(url: &str) {
+    sql(
+        url,
+        r#"
+CREATE FUNCTION gapfill_test_forbid() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF current_setting('gapfill.guard', true) IS DISTINCT FROM 'off' THEN
+    RAISE EXCEPTION 'destructive statement % on %', TG_OP, TG_TABLE_NAME;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE FUNCTION gapfill_test_forbid_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF current_setting('gapfill.guard', true) IS DISTINCT FROM 'off' THEN
+    RAISE EXCEPTION 'DROP refused';
+  END IF;
+END $$;
+CREATE EVENT TRIGGER gapfill_test_no_drop ON sql_drop EXECUTE FUNCTION gapfill_test_forbid_drop();
+DO $$
+DECLARE t record;
+BEGIN
+  FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+    EXECUTE format('CREATE TRIGGER gapfill_test_no_delete BEFORE DELETE OR TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION gapfill_test_forbid()', t.tablename);
+  END LOOP;
+END $$;
+"#,
+    );
+}
+
 #[test]
 fn apply_on_postgres() {
     let Some(base) = server("GAPFILL_TEST_POSTGRES") else {
@@ -234,6 +288,81 @@ fn apply_on_postgres() {
     let (dir, incident) = incident(32, 80, "low");
     let (url, _guard) = postgres_db(&base, "apply", &incident.join("restored.postgres.sql"));
     round_trip(&incident, &url, dir.path());
+}
+
+/// No code path of apply emits DELETE, DROP or TRUNCATE: the database refuses them, and a whole
+/// round trip (dry run, apply, re-apply, stale refusal) still succeeds. The audit table apply
+/// creates gets the same guard as soon as it exists.
+#[test]
+fn apply_never_deletes_drops_or_truncates() {
+    let Some(base) = server("GAPFILL_TEST_POSTGRES") else {
+        return;
+    };
+    let (dir, incident) = incident(35, 60, "medium");
+    let (url, _guard) = postgres_db(&base, "guarded", &incident.join("restored.postgres.sql"));
+    sql(
+        &url,
+        "CREATE TABLE gapfill_audit (change_id TEXT NOT NULL PRIMARY KEY, plan_hash TEXT NOT NULL, table_name TEXT NOT NULL, row_key TEXT NOT NULL, operation TEXT NOT NULL, evidence TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    );
+    forbid_destructive_statements(&url);
+    // The guard works: a DELETE is refused.
+    let probe = Command::new("psql")
+        .args([&url, "-q", "-c", "DELETE FROM payments WHERE id = -1"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&probe.stderr).contains("destructive statement"));
+    round_trip(&incident, &url, dir.path());
+}
+
+/// The only destructive SQL text in the product is the undo script's, which apply writes to a
+/// file for a person; the simulator writes its own databases.
+#[test]
+fn destructive_sql_appears_only_in_the_undo_script() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![src.clone()];
+    let mut found = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                if p.file_name().unwrap() != "simulate" {
+                    stack.push(p);
+                }
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                let upper = code.to_uppercase();
+                if [
+                    "DELETE FROM",
+                    "DROP TABLE",
+                    "DROP DATABASE",
+                    "DROP SCHEMA",
+                    "DROP INDEX",
+                    "DROP VIEW",
+                    "TRUNCATE TABLE",
+                    "\"TRUNCATE ",
+                ]
+                .iter()
+                .any(|w| upper.contains(w))
+                {
+                    found.push(format!(
+                        "{}:{}",
+                        p.strip_prefix(&src).unwrap().display(),
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    found.sort();
+    // Both in src/apply/sql.rs: undo_insert and undo_audit, which only build the script's text.
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found.iter().all(|f| f.starts_with("apply/sql.rs:")),
+        "{found:?}"
+    );
 }
 
 #[test]
