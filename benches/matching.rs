@@ -35,9 +35,14 @@ fn peak_rss_mib() -> f64 {
 
 fn main() {
     // `cargo test --all-targets` runs bench targets too, with no arguments: nothing to measure.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let (Some(config), Some(n)) = (args.first(), args.get(1).and_then(|n| n.parse::<usize>().ok()))
-    else {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let (Some(config), Some(n)) = (
+        args.first(),
+        args.get(1).and_then(|n| n.parse::<usize>().ok()),
+    ) else {
         eprintln!("usage: cargo bench --bench matching -- INCIDENT/gapfill.toml N");
         return;
     };
@@ -49,8 +54,12 @@ fn main() {
     let base = rt.block_on(async {
         let dialect = Dialect::of(&url).expect("a database URL");
         let mut conn = dburl::connect_read_only(&url).await.expect("connects");
-        let schema = schema::introspect(&mut conn, dialect).await.expect("schema");
-        baseline::begin_read_only(&mut conn, dialect).await.expect("begins");
+        let schema = schema::introspect(&mut conn, dialect)
+            .await
+            .expect("schema");
+        baseline::begin_read_only(&mut conn, dialect)
+            .await
+            .expect("begins");
         baseline::load(&mut conn, &schema, &loaded.mapping, &mut |_, _| {})
             .await
             .expect("loads")
