@@ -24,6 +24,7 @@ use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -184,16 +185,8 @@ pub fn read(
             source: e,
         },
     })?;
-    let mut reader = Reader {
-        rules,
-        window,
-        sink,
-        stats: MailStats::default(),
-        seen: HashMap::new(),
-        origins: Vec::new(),
-        parser: MessageParser::default(),
-        prepared: Prepared::new(rules),
-    };
+    let ex = Extractor::new(rules, window);
+    let mut reader = Reader::new(&ex, sink);
     if meta.is_dir() {
         std::fs::read_dir(path).map_err(|e| MailError::Unreadable {
             path: path.to_path_buf(),
@@ -215,16 +208,8 @@ pub fn read_stream<R: BufRead>(
     window: &Window,
     sink: &mut dyn Sink,
 ) -> MailStats {
-    let mut r = Reader {
-        rules,
-        window,
-        sink,
-        stats: MailStats::default(),
-        seen: HashMap::new(),
-        origins: Vec::new(),
-        parser: MessageParser::default(),
-        prepared: Prepared::new(rules),
-    };
+    let ex = Extractor::new(rules, window);
+    let mut r = Reader::new(&ex, sink);
     r.stats.files += 1;
     let head = reader.fill_buf().map(<[u8]>::to_vec).unwrap_or_default();
     if looks_like_mbox(&head) {
@@ -235,9 +220,11 @@ pub fn read_stream<R: BufRead>(
     r.stats
 }
 
+/// What a read keeps across messages, and where it puts what it finds. Works on one thread, in
+/// archive order; what each message comes to is worked out by an [`Extractor`], for an mbox on
+/// other threads.
 struct Reader<'a> {
-    rules: &'a MailRules,
-    window: &'a Window,
+    ex: &'a Extractor<'a>,
     sink: &'a mut dyn Sink,
     stats: MailStats,
     /// Message-ID hash → where it was first seen (index into `origins`, byte offset or
@@ -245,9 +232,70 @@ struct Reader<'a> {
     /// archive.
     seen: HashMap<u64, (u32, u64)>,
     origins: Vec<String>,
+}
+
+/// Reads one message into what it comes to, knowing nothing of the messages before it: shared
+/// by the threads that read an mbox.
+struct Extractor<'a> {
+    rules: &'a MailRules,
+    window: &'a Window,
     parser: MessageParser,
     prepared: Prepared,
 }
+
+impl<'a> Extractor<'a> {
+    fn new(rules: &'a MailRules, window: &'a Window) -> Extractor<'a> {
+        Extractor {
+            rules,
+            window,
+            parser: MessageParser::default(),
+            prepared: Prepared::new(rules),
+        }
+    }
+}
+
+/// What one message comes to, before the reader has looked for duplicates.
+#[derive(Default)]
+struct Outcome {
+    /// The Message-ID's hash, the Message-ID and the message's provenance, when it has one: a
+    /// Message-ID seen before makes the message a duplicate, and `events` is dropped.
+    id: Option<(u64, String, Provenance)>,
+    events: Vec<Event>,
+}
+
+enum Event {
+    Evidence(Evidence),
+    Skip(Skip),
+}
+
+impl Outcome {
+    fn skip(mut self, provenance: Provenance, reason: SkipReason, detail: String) -> Outcome {
+        self.events.push(Event::Skip(Skip {
+            provenance,
+            reason,
+            detail,
+        }));
+        self
+    }
+}
+
+/// An mbox item, read: what the splitter found, with the message's outcome worked out.
+enum Done {
+    Message {
+        rejoined: u32,
+        truncated: bool,
+        offset: u64,
+        outcome: Outcome,
+    },
+    Other(MboxItem),
+}
+
+/// Messages handed to an extracting thread at a time, and batches in flight: enough to keep the
+/// threads busy, few enough that memory stays a few messages per thread.
+const BATCH: usize = 32;
+const IN_FLIGHT: usize = 8;
+/// At most this many extracting threads, besides the one that splits the archive.
+const MAX_WORKERS: usize = 4;
 
 /// What the kind rules need per message, worked out once per read: a mapping gives many kind
 /// rules the same sender pattern, and a subject matches at most a few of them.
@@ -347,7 +395,6 @@ impl Prepared {
 /// Where a message is, while it is being read.
 struct At<'m> {
     origin: &'m str,
-    origin_index: u32,
     /// "byte 123" in an mbox, empty for a message file.
     position: String,
     /// The byte offset in an mbox, `u64::MAX` for a message file.
@@ -378,7 +425,48 @@ impl At<'_> {
 
 const MAX_DEPTH: usize = 64;
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn new(ex: &'a Extractor<'a>, sink: &'a mut dyn Sink) -> Reader<'a> {
+        Reader {
+            ex,
+            sink,
+            stats: MailStats::default(),
+            seen: HashMap::new(),
+            origins: Vec::new(),
+        }
+    }
+
+    /// Puts out what a message came to, unless its Message-ID was seen before.
+    fn apply(&mut self, outcome: Outcome, origin_index: u32, offset: u64) {
+        if let Some((key, id, provenance)) = outcome.id {
+            if let Some(&(origin, offset)) = self.seen.get(&key) {
+                let first = &self.origins[origin as usize];
+                let locator = if offset == u64::MAX {
+                    String::new()
+                } else {
+                    format!(" byte {offset}")
+                };
+                let detail = format!(
+                    "Message-ID {id} was already read at {first}{locator}; this is another copy"
+                );
+                return self.skip(provenance, SkipReason::Duplicate, detail);
+            }
+            self.seen.insert(key, (origin_index, offset));
+        }
+        for event in outcome.events {
+            match event {
+                Event::Evidence(e) => {
+                    self.stats.evidence += 1;
+                    self.sink.evidence(e);
+                }
+                Event::Skip(skip) => {
+                    self.stats.skipped += 1;
+                    self.sink.skip(skip);
+                }
+            }
+        }
+    }
+
     fn skip(&mut self, provenance: Provenance, reason: SkipReason, detail: String) {
         self.stats.skipped += 1;
         self.sink.skip(Skip {
@@ -496,24 +584,110 @@ impl Reader<'_> {
         (self.origins.len() - 1) as u32
     }
 
+    /// Splits on this thread and reads the messages on others (when there are cores for them),
+    /// putting out what they come to in archive order: the output is the same either way.
     fn mbox<R: BufRead>(&mut self, reader: R, origin: &str, unit: &str) {
         let origin_index = self.origin_index(origin);
-        for item in Mbox::new(reader) {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(MAX_WORKERS);
+        let ex = self.ex;
+        let read = |item: MboxItem| -> Done {
             match item {
                 MboxItem::Message(m) => {
-                    self.stats.messages += 1;
-                    self.stats.rejoined_from_lines += u64::from(m.rejoined);
                     let at = At {
                         origin,
-                        origin_index,
                         position: format!("byte {}{unit}", m.offset),
                         offset: m.offset,
                         envelope: Some(&m.envelope),
                         truncated: m.truncated.as_deref(),
                         rejoined: m.rejoined,
                     };
-                    self.message(&m.data, &at);
+                    Done::Message {
+                        rejoined: m.rejoined,
+                        truncated: m.truncated.is_some(),
+                        offset: m.offset,
+                        outcome: ex.message(&m.data, &at),
+                    }
                 }
+                other => Done::Other(other),
+            }
+        };
+        let mut items = Mbox::new(reader);
+        if workers < 2 {
+            for item in items {
+                let done = read(item);
+                self.done(done, origin, origin_index, unit);
+            }
+            return;
+        }
+        std::thread::scope(|scope| {
+            let read = &read;
+            let mut to = Vec::with_capacity(workers);
+            let mut from = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                let (tx, rx) = mpsc::sync_channel::<Vec<MboxItem>>(IN_FLIGHT);
+                let (done_tx, done_rx) = mpsc::sync_channel::<Vec<Done>>(IN_FLIGHT);
+                scope.spawn(move || {
+                    for batch in rx {
+                        let done = batch.into_iter().map(read).collect();
+                        if done_tx.send(done).is_err() {
+                            break;
+                        }
+                    }
+                });
+                to.push(tx);
+                from.push(done_rx);
+            }
+            // Batch n goes to thread n % workers; each thread answers in the order it was
+            // given, so taking the answers round the threads in turn keeps archive order.
+            let (mut sent, mut received) = (0usize, 0usize);
+            let mut batch = Vec::with_capacity(BATCH);
+            loop {
+                let item = items.next();
+                let end = item.is_none();
+                batch.extend(item);
+                if batch.len() == BATCH || (end && !batch.is_empty()) {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if to[sent % workers].send(full).is_err() {
+                        break;
+                    }
+                    sent += 1;
+                }
+                while received < sent && (end || sent - received >= IN_FLIGHT) {
+                    let Ok(done) = from[received % workers].recv() else {
+                        // A thread that stopped: the scope reports why.
+                        return;
+                    };
+                    received += 1;
+                    for d in done {
+                        self.done(d, origin, origin_index, unit);
+                    }
+                }
+                if end {
+                    break;
+                }
+            }
+        });
+    }
+
+    fn done(&mut self, done: Done, origin: &str, origin_index: u32, unit: &str) {
+        match done {
+            Done::Message {
+                rejoined,
+                truncated,
+                offset,
+                outcome,
+            } => {
+                self.stats.messages += 1;
+                self.stats.rejoined_from_lines += u64::from(rejoined);
+                if truncated {
+                    self.stats.truncated += 1;
+                }
+                self.apply(outcome, origin_index, offset);
+            }
+            Done::Other(item) => match item {
+                MboxItem::Message(_) => {}
                 MboxItem::Preamble {
                     offset,
                     line,
@@ -542,7 +716,7 @@ impl Reader<'_> {
                         format!("the archive cannot be read past this point: {error}; the messages before it were read"),
                     );
                 }
-            }
+            },
         }
     }
 
@@ -563,27 +737,29 @@ impl Reader<'_> {
         let origin_index = self.origin_index(origin);
         let at = At {
             origin,
-            origin_index,
             position: String::new(),
             offset: u64::MAX,
             envelope: None,
             truncated: None,
             rejoined: 0,
         };
-        self.message(&data, &at);
+        let outcome = self.ex.message(&data, &at);
+        self.apply(outcome, origin_index, at.offset);
     }
+}
 
-    fn message(&mut self, data: &[u8], at: &At) {
-        if at.truncated.is_some() {
-            self.stats.truncated += 1;
-        }
+impl Extractor<'_> {
+    /// What one message comes to. Needs nothing from the messages before it, so it can run on
+    /// any thread; duplicates are found afterwards, in archive order, by [`Reader::apply`].
+    fn message(&self, data: &[u8], at: &At) -> Outcome {
+        let mut out = Outcome::default();
         let parsed = self.parser.parse(data);
         let Some(msg) = parsed.filter(|m| has_mail_headers(m)) else {
             let why = match at.truncated {
                 Some(t) => format!("the message is cut off ({t}) and what is left has no readable mail headers"),
                 None => "no mail headers (From, Date, Subject, Message-ID, To) could be read; is this a message?".to_string(),
             };
-            return self.skip(at.provenance(None), SkipReason::Malformed, why);
+            return out.skip(at.provenance(None), SkipReason::Malformed, why);
         };
         let message_id = msg
             .message_id()
@@ -594,20 +770,7 @@ impl Reader<'_> {
         if let Some(id) = &message_id {
             let mut h = DefaultHasher::new();
             id.hash(&mut h);
-            let key = h.finish();
-            if let Some(&(origin, offset)) = self.seen.get(&key) {
-                let first = &self.origins[origin as usize];
-                let locator = if offset == u64::MAX {
-                    String::new()
-                } else {
-                    format!(" byte {offset}")
-                };
-                let detail = format!(
-                    "Message-ID {id} was already read at {first}{locator}; this is another copy"
-                );
-                return self.skip(provenance, SkipReason::Duplicate, detail);
-            }
-            self.seen.insert(key, (at.origin_index, at.offset));
+            out.id = Some((h.finish(), id.clone(), provenance.clone()));
         }
 
         let subject = msg.subject().unwrap_or("").trim().to_string();
@@ -701,9 +864,9 @@ impl Reader<'_> {
             // A message cut short may have lost what would have made it relevant.
             if let Some(t) = at.truncated {
                 let detail = format!("the message is cut off ({t}); what is left, {detail}");
-                return self.skip(provenance, SkipReason::Malformed, detail);
+                return out.skip(provenance, SkipReason::Malformed, detail);
             }
-            return self.skip(provenance, SkipReason::Irrelevant, detail);
+            return out.skip(provenance, SkipReason::Irrelevant, detail);
         }
 
         // When it was sent: the Date header, else the envelope.
@@ -724,7 +887,7 @@ impl Reader<'_> {
                     t.format("%Y-%m-%dT%H:%M:%SZ"),
                     window_text(self.window)
                 );
-                return self.skip(provenance, SkipReason::OutsideWindow, detail);
+                return out.skip(provenance, SkipReason::OutsideWindow, detail);
             }
         }
 
@@ -832,12 +995,12 @@ impl Reader<'_> {
             let k = k.unwrap_or_default();
             e.set(fields::KIND, Value::text(&k));
             e.kind = k;
-            self.stats.evidence += 1;
-            self.sink.evidence(e);
+            out.events.push(Event::Evidence(e));
             emitted += 1;
         }
         debug_assert!(emitted > 0);
         let _ = at.rejoined;
+        out
     }
 }
 
