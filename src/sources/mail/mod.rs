@@ -11,10 +11,12 @@
 //! Archives are streamed one message at a time; what is kept across messages is one 8-byte hash
 //! per Message-ID, for finding duplicates.
 
+mod html_text;
 mod mbox;
 mod schema_org;
 mod values;
 
+pub use html_text::simple_html_to_text;
 pub use mbox::{is_envelope, Item as MboxItem, Mbox, RawMessage};
 pub use values::{minor_digits, parse_instant, parse_money};
 
@@ -1199,7 +1201,14 @@ fn body_text(msg: &mail_parser::Message) -> String {
 /// Wide enough that table rows and addresses stay on one line each, as text templates write them.
 const TEXT_WIDTH: usize = 400;
 
+/// HTML as text, as html2text lays it out; the simple documents booking systems send are read
+/// without html2text, to the same text (see [`simple_html_to_text`]).
 pub fn html_to_text(html: &str) -> String {
+    simple_html_to_text(html).unwrap_or_else(|| html_to_text_by_html2text(html))
+}
+
+/// [`html_to_text`] always through html2text: what the fast path is checked against.
+pub fn html_to_text_by_html2text(html: &str) -> String {
     html2text::config::plain_no_decorate()
         .no_table_borders()
         .string_from_read(html.as_bytes(), TEXT_WIDTH)
