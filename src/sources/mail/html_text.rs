@@ -7,7 +7,7 @@
 //! What is read here: an optional `<!DOCTYPE html>`, then `html`, `head` (with `meta`, `title`
 //! and `script`, none of which is shown), `body` holding `p` and `table` blocks; `p` holds text
 //! and `br`; `table` holds `tr` rows of `td` cells, which hold text, `br` and `strong`. Text may
-//! use the entities `&amp; &lt; &gt; &quot; &#39; &apos;` and characters one column wide. Any
+//! use the entities `&amp; &lt; &gt; &quot; &#39; &apos;` and the characters [`columns`] knows. Any
 //! other tag, entity, character or shape (an empty cell, a line too long to stay unwrapped, a
 //! table wider than the page) gives `None`.
 
@@ -23,8 +23,28 @@ enum Block {
     Table(Vec<Vec<(Vec<Line>, usize)>>),
 }
 
-/// Characters html2text counts as one column, that are not whitespace and need no special
-/// handling: a conservative set, enough for names and prices in Latin scripts.
+/// Columns a character takes as html2text counts them, for a conservative set of characters that
+/// are not whitespace and need no special handling: enough for names, places and prices in Latin
+/// scripts and Japanese. `None` for any other character.
+fn columns(c: char) -> Option<usize> {
+    if narrow(c) || matches!(c, '<' | '&') {
+        Some(1)
+    } else if wide(c) {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// Hiragana, katakana and the common CJK ideographs: two columns each.
+fn wide(c: char) -> bool {
+    matches!(c,
+        '\u{3041}'..='\u{3096}'
+        | '\u{30A1}'..='\u{30FA}'
+        | '\u{4E00}'..='\u{9FFF}'
+    )
+}
+
 fn narrow(c: char) -> bool {
     matches!(c,
         '!'..='~'
@@ -66,13 +86,11 @@ impl Inline {
                 self.space = true;
                 continue;
             }
-            if !narrow(c) && !matches!(c, '<' | '&') {
-                return None;
-            }
+            let w = columns(c)?;
             if node_started && in_space {
                 node_len += 1;
             }
-            node_len += 1;
+            node_len += w;
             node_started = true;
             in_space = false;
             if self.space && self.width > 0 {
@@ -81,7 +99,7 @@ impl Inline {
             }
             self.space = false;
             self.current.push(c);
-            self.width += 1;
+            self.width += w;
         }
         if starts_with_space && node_len > 0 {
             node_len += 1;
@@ -360,7 +378,7 @@ mod tests {
     use crate::sources::mail::html_to_text_by_html2text;
 
     /// The simulator's HTML letter, with the table and the line breaks that matter.
-    const LETTER: &str = "<!DOCTYPE html>\n<html>\n<head>\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\n<title>Your booking RC-1 is confirmed</title>\n<script type=\"application/ld+json\">\n{\"@type\": \"RentalCarReservation\", \"note\": \"<\\/p>\"}\n</script>\n</head>\n<body style=\"font-family: Helvetica, Arial, sans-serif;\">\n<p>Dear Mar\u{ed}a,</p>\n<p>your reservation RC-1 &amp; more has been confirmed.</p>\n<table cellpadding=\"4\" style=\"border-collapse: collapse;\">\n<tr><td style=\"color: #6b7280;\">Booking code</td><td><strong>RC-1</strong></td></tr>\n<tr><td style=\"color: #6b7280;\">Pick-up</td><td><strong>Mon 1 Jun 2026, 10:00 CEST<br>Berlin Hbf<br>Europaplatz 1, 10557 Berlin</strong></td></tr>\n<tr><td style=\"color: #6b7280;\">Total</td><td><strong>\u{20ac}135.00</strong></td></tr>\n</table>\n<p>Kind regards,<br>\nRentico Reservations</p>\n</body>\n</html>\n";
+    const LETTER: &str = "<!DOCTYPE html>\n<html>\n<head>\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\n<title>Your booking RC-1 is confirmed</title>\n<script type=\"application/ld+json\">\n{\"@type\": \"RentalCarReservation\", \"note\": \"<\\/p>\"}\n</script>\n</head>\n<body style=\"font-family: Helvetica, Arial, sans-serif;\">\n<p>Dear Mar\u{ed}a,</p>\n<p>your reservation RC-1 &amp; more has been confirmed.</p>\n<table cellpadding=\"4\" style=\"border-collapse: collapse;\">\n<tr><td style=\"color: #6b7280;\">Booking code</td><td><strong>RC-1</strong></td></tr>\n<tr><td style=\"color: #6b7280;\">Pick-up</td><td><strong>Mon 1 Jun 2026, 10:00 CEST<br>Berlin Hbf<br>Europaplatz 1, 10557 Berlin (\u{6771}\u{4eac})</strong></td></tr>\n<tr><td style=\"color: #6b7280;\">Total</td><td><strong>\u{20ac}135.00</strong></td></tr>\n</table>\n<p>Kind regards,<br>\nRentico Reservations</p>\n</body>\n</html>\n";
 
     #[test]
     fn the_letter_reads_as_html2text_reads_it() {
@@ -377,7 +395,8 @@ mod tests {
         for html in [
             "<html><body><div>hi</div></body></html>",
             "<html><body><p>a &nbsp; b</p></body></html>",
-            "<html><body><p>\u{4e00}</p></body></html>",
+            "<html><body><p>e\u{301}</p></body></html>",
+            "<html><body><p>\u{ac00}</p></body></html>",
             "<html><body><p>a<br><br>b</p></body></html>",
             "<html><body><table><tr><td colspan=\"2\">a</td></tr></table></body></html>",
             "<html><body><p>unclosed</body></html>",
@@ -418,6 +437,7 @@ mod tests {
             "<!-- c -->",
             "<tr><td>x</td><td>y</td></tr>",
             "<br/>",
+            "\u{54c1}\u{5ddd} 334 \u{3042}",
         ];
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         let mut rnd = move |n: usize| {

@@ -966,8 +966,17 @@ impl Extractor<'_> {
 
         let mut emitted = 0;
         let reservation_count = reservations.len().max(1);
+        // The last evidence takes `base` and the rules' fields; the others copy them.
+        let mut base = Some(base);
+        let mut rule_fields = Some(rule_fields);
         for i in 0..reservation_count {
-            let mut e = base.clone();
+            let last = i + 1 == reservation_count;
+            let mut e = match (last, base.as_ref()) {
+                (false, Some(b)) => b.clone(),
+                _ => base
+                    .take()
+                    .unwrap_or_else(|| Evidence::new(provenance.clone(), "")),
+            };
             if reservation_count > 1 {
                 e.provenance.locator = format!("{} reservation {}", provenance.locator, i + 1);
             }
@@ -989,9 +998,15 @@ impl Extractor<'_> {
                     );
                 }
             }
-            for (name, v) in &rule_fields {
-                if !e.fields.contains_key(name) {
-                    e.fields.insert(name.clone(), v.clone());
+            if last {
+                for (name, v) in rule_fields.take().unwrap_or_default() {
+                    e.fields.entry(name).or_insert(v);
+                }
+            } else {
+                for (name, v) in rule_fields.iter().flatten() {
+                    if !e.fields.contains_key(name) {
+                        e.fields.insert(name.clone(), v.clone());
+                    }
                 }
             }
             let k = k.unwrap_or_default();
@@ -1232,7 +1247,13 @@ fn add_captures(out: &mut Vec<(String, Value)>, caps: &[(String, String)]) {
         } else if TIME_FIELDS.contains(&name.as_str()) {
             values::parse_instant(text).map(Value::Time)
         } else {
-            let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let mut one_line = String::with_capacity(text.len());
+            for word in text.split_whitespace() {
+                if !one_line.is_empty() {
+                    one_line.push(' ');
+                }
+                one_line.push_str(word);
+            }
             Some(Value::Text(one_line))
         };
         match value {
