@@ -49,6 +49,9 @@ pub enum Item {
     },
 }
 
+/// What a message's buffer starts with: most mail is a few kilobytes.
+const MESSAGE_CAPACITY: usize = 8 << 10;
+
 pub struct Mbox<R> {
     reader: R,
     /// Offset and number of the next line to be read.
@@ -248,7 +251,9 @@ impl<R: BufRead> Iterator for Mbox<R> {
                     offset: line.offset,
                     line: line.number,
                     envelope,
-                    data: Vec::new(),
+                    // Room for a typical message at once: growing line by line from nothing
+                    // reallocates it a dozen times.
+                    data: Vec::with_capacity(MESSAGE_CAPACITY),
                     rejoined: 0,
                     truncated: None,
                 };
