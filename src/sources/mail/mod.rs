@@ -309,6 +309,92 @@ struct Prepared {
     /// The kind rules' subject patterns, for finding in one pass the few rules whose subject
     /// matches.
     subjects: Prefilter,
+    /// Where in a body each body pattern can first match.
+    lines: LineGate,
+}
+
+/// Patterns whose every match starts at the start of a line (`(?m)^`) with one of a few literal
+/// texts ("Pick-up:", "PICK-UP"…), as a mapping's body patterns mostly do. One pass over a text's
+/// line starts tells, for each of them, the first line it can match on, or that it cannot match
+/// at all; the search then starts there instead of scanning the text before it. Patterns of any
+/// other shape are searched from the start as before.
+struct LineGate {
+    /// For each pattern, whether it is gated.
+    gated: Vec<bool>,
+    /// By first byte: the gated patterns (their index) and literals that start with it.
+    by_first: Vec<Vec<(usize, Vec<u8>)>>,
+}
+
+/// More literals than this and a pattern is searched from the start.
+const MAX_GATE_LITERALS: usize = 64;
+
+impl LineGate {
+    fn new<'p>(patterns: impl Iterator<Item = &'p Pattern>) -> LineGate {
+        let mut by_first = vec![Vec::new(); 256];
+        let gated = patterns
+            .enumerate()
+            .map(|(i, p)| match line_literals(p.as_str()) {
+                Some(literals) => {
+                    for l in literals {
+                        by_first[usize::from(l[0])].push((i, l));
+                    }
+                    true
+                }
+                None => false,
+            })
+            .collect();
+        LineGate { gated, by_first }
+    }
+
+    /// For each pattern, where in `text` a search for it must start: the first line start it can
+    /// match at (0 for a pattern that is not gated), `None` when it cannot match.
+    fn starts(&self, text: &str) -> Vec<Option<usize>> {
+        let mut out: Vec<Option<usize>> = self
+            .gated
+            .iter()
+            .map(|g| if *g { None } else { Some(0) })
+            .collect();
+        let mut missing = self.gated.iter().filter(|g| **g).count();
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        while missing > 0 && at < bytes.len() {
+            let line = &bytes[at..];
+            for (i, literal) in &self.by_first[usize::from(line[0])] {
+                if out[*i].is_none() && line.starts_with(literal) {
+                    out[*i] = Some(at);
+                    missing -= 1;
+                }
+            }
+            match memchr_newline(line) {
+                Some(n) => at += n + 1,
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|b| *b == b'\n')
+}
+
+/// The literals every match of `pattern` starts with, when every match starts at a line start
+/// (after a line break or at the start of the text): what [`LineGate`] needs to know.
+fn line_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::{literal::Extractor, Look};
+    let hir = regex_syntax::parse(pattern).ok()?;
+    if !hir.properties().look_set_prefix().contains(Look::StartLF) {
+        return None;
+    }
+    let seq = Extractor::new().extract(&hir);
+    let literals = seq.literals()?;
+    if literals.is_empty()
+        || literals.len() > MAX_GATE_LITERALS
+        || literals.iter().any(|l| l.as_bytes().is_empty())
+    {
+        return None;
+    }
+    Some(literals.iter().map(|l| l.as_bytes().to_vec()).collect())
 }
 
 /// Patterns matched together in one pass to know which of them can match at all. A pattern is
@@ -390,6 +476,7 @@ impl Prepared {
             from_of,
             froms: distinct.len(),
             subjects,
+            lines: LineGate::new(rules.patterns.iter().map(|p| &p.pattern)),
         }
     }
 }
@@ -933,10 +1020,14 @@ impl Extractor<'_> {
                         .any(|k| Some(k) == kind_name.as_ref() || Some(k) == quotes.as_ref())
             };
             let structured = reservations.first().map(|(_, r)| r);
-            let mut body: Option<String> = None;
+            // The body, and where in it each pattern's search starts.
+            let mut body: Option<(String, Vec<Option<usize>>)> = None;
             // The body patterns are not matched as a set first: nearly all of them match a
             // booking mail, so one more pass over the body costs more than it saves.
-            for p in self.rules.patterns.iter().filter(|p| wanted(p)) {
+            for (index, p) in self.rules.patterns.iter().enumerate() {
+                if !wanted(p) {
+                    continue;
+                }
                 let names = p.pattern.regex().capture_names().flatten();
                 let known = |name: &str| {
                     rule_fields.iter().any(|(n, _)| n == name)
@@ -950,15 +1041,19 @@ impl Extractor<'_> {
                     caps = owned(p.pattern.captures(pattern_subject));
                 }
                 if caps.is_empty() && p.within != Within::Subject {
-                    let text = body.get_or_insert_with(|| {
+                    let (text, starts) = body.get_or_insert_with(|| {
                         let text = body_text(&msg);
-                        if quotes.is_some() {
+                        let text = if quotes.is_some() {
                             own_text(&text).to_string()
                         } else {
                             text
-                        }
+                        };
+                        let starts = self.prepared.lines.starts(&text);
+                        (text, starts)
                     });
-                    caps = owned(p.pattern.captures(text));
+                    if let Some(start) = starts[index] {
+                        caps = owned(captures_from(&p.pattern, text, start));
+                    }
                 }
                 add_captures(&mut rule_fields, &caps);
             }
@@ -1028,6 +1123,22 @@ fn window_text(w: &Window) -> String {
         })
     };
     format!("[{}, {})", end(w.since), end(w.until))
+}
+
+/// [`Pattern::captures`] with the search starting at `start`, where the caller knows no match
+/// starts earlier: the same answer, without scanning the text before `start`.
+fn captures_from<'t>(p: &'t Pattern, text: &'t str, start: usize) -> Vec<(&'t str, &'t str)> {
+    let re = p.regex();
+    let Some(caps) = re.captures_at(text, start) else {
+        return Vec::new();
+    };
+    re.capture_names()
+        .flatten()
+        .filter_map(|name| {
+            let v = caps.name(name)?.as_str().trim();
+            (!v.is_empty()).then_some((name, v))
+        })
+        .collect()
 }
 
 fn owned(caps: Vec<(&str, &str)>) -> Vec<(String, String)> {
@@ -1271,4 +1382,119 @@ fn add_captures(out: &mut Vec<(String, Value)>, caps: &[(String, String)]) {
 /// For tests and tools: when a message says it was sent.
 pub fn envelope_date(envelope: &str) -> Option<DateTime<Utc>> {
     values::parse_envelope_date(envelope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference_rules() -> MailRules {
+        crate::mapping::Mapping::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/car-rental.toml"),
+        )
+        .expect("the reference mapping reads")
+        .mapping
+        .sources
+        .mail
+    }
+
+    #[test]
+    fn line_start_patterns_are_gated_and_others_are_not() {
+        let rules = reference_rules();
+        let gate = LineGate::new(rules.patterns.iter().map(|p| &p.pattern));
+        assert!(gate.gated.iter().all(|g| *g), "{:?}", gate.gated);
+        for p in [
+            r"(?m)^a|b",
+            r"Total: (?P<a>.+)",
+            r"(?m)(?:^a)?b",
+            r"(?m)^.*x",
+            r"^a",
+        ] {
+            assert_eq!(line_literals(p), None, "{p}");
+        }
+        assert_eq!(
+            line_literals(r"(?m)^(?:Total:?|PRICE)[ \t]+x"),
+            Some(vec![
+                b"Total:\t".to_vec(),
+                b"Total: ".to_vec(),
+                b"Total\t".to_vec(),
+                b"Total ".to_vec(),
+                b"PRICE\t".to_vec(),
+                b"PRICE ".to_vec()
+            ])
+        );
+    }
+
+    /// Starting each search where the gate says gives what a search from the start gives, on
+    /// texts made of booking-mail lines, near misses and line breaks of both kinds.
+    #[test]
+    fn searching_from_the_gate_gives_what_searching_from_the_start_gives() {
+        let mut rules = reference_rules();
+        for extra in [
+            r"(?m)^(?i:name)\s*(?P<n>\w+)",
+            r"(?m)^Total:?\s+(?P<t>.+)\r?$",
+        ] {
+            rules.patterns.push(FieldPattern {
+                pattern: Pattern::new(extra).unwrap(),
+                within: Within::Body,
+                kinds: Vec::new(),
+            });
+        }
+        let gate = LineGate::new(rules.patterns.iter().map(|p| &p.pattern));
+        let lines = [
+            "Booking code:   RC-AB12CD",
+            "BOOKING        RC-XY99ZZ",
+            "Name:           Mar\u{ed}a Garc\u{ed}a",
+            "NAME Jo",
+            "name: kelvin \u{212a}",
+            "Email:          maria@example.com",
+            "Phone:          +44 7700 900123",
+            "Pick-up:        Mon 1 Jun 2026, 10:00 CEST",
+            "PICK-UP  2026-06-01 10:00",
+            "                Berlin Hbf",
+            "                Europaplatz 1",
+            "Return:         Fri 5 Jun 2026, 10:00 CEST",
+            "Vehicle:        VW Polo (B-AB 123) or similar",
+            "Total:          \u{20ac}135.00",
+            "Total: 12.00\r",
+            "Refund:         \u{20ac}20.00",
+            "Amount paid:    \u{20ac}135.00",
+            "Reservation RC-AB12CD",
+            "Refund for Reservation RC-AB12CD",
+            "Payment method: Visa \u{b7} 4242",
+            "Your Total: 99.00 is in the Return: line",
+            " Total: indented",
+            "xPick-up: not at the start",
+            "",
+            "> Total: quoted",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..rnd(12) {
+                text.push_str(lines[rnd(lines.len())]);
+                text.push_str(["\n", "\r\n", "\n\n"][rnd(3)]);
+            }
+            if rnd(4) == 0 {
+                text.pop();
+            }
+            let starts = gate.starts(&text);
+            for (i, p) in rules.patterns.iter().enumerate() {
+                let gated =
+                    starts[i].map_or_else(Vec::new, |s| captures_from(&p.pattern, &text, s));
+                assert_eq!(
+                    gated,
+                    p.pattern.captures(&text),
+                    "{}\n{text:?}",
+                    p.pattern.as_str()
+                );
+            }
+        }
+    }
 }
