@@ -136,7 +136,7 @@ impl<R: BufRead> Mbox<R> {
         }
         let mut bytes = std::mem::take(&mut self.spare);
         bytes.clear();
-        match self.reader.read_until(b'\n', &mut bytes) {
+        match read_until_newline(&mut self.reader, &mut bytes) {
             Ok(0) => None,
             Ok(n) => {
                 let line = Line {
@@ -195,6 +195,36 @@ impl<R: BufRead> Mbox<R> {
             m.data.truncate(m.data.len() - 2);
         }
         m
+    }
+}
+
+/// `BufRead::read_until(b'\n', …)`, finding the line break with the memchr crate's vectorised
+/// search rather than the standard library's portable one: an archive is mostly short lines.
+fn read_until_newline<R: BufRead>(reader: &mut R, out: &mut Vec<u8>) -> io::Result<usize> {
+    let mut read = 0;
+    loop {
+        let (done, used) = {
+            let available = match reader.fill_buf() {
+                Ok(a) => a,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            match memchr::memchr(b'\n', available) {
+                Some(i) => {
+                    out.extend_from_slice(&available[..=i]);
+                    (true, i + 1)
+                }
+                None => {
+                    out.extend_from_slice(available);
+                    (available.is_empty(), available.len())
+                }
+            }
+        };
+        reader.consume(used);
+        read += used;
+        if done {
+            return Ok(read);
+        }
     }
 }
 

@@ -375,7 +375,7 @@ impl LineGate {
 }
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|b| *b == b'\n')
+    memchr::memchr(b'\n', bytes)
 }
 
 /// The literals every match of `pattern` starts with, when every match starts at a line start
@@ -1038,7 +1038,7 @@ impl Extractor<'_> {
                 }
                 let mut caps = Vec::new();
                 if p.within != Within::Body {
-                    caps = owned(p.pattern.captures(pattern_subject));
+                    caps = p.pattern.captures(pattern_subject);
                 }
                 if caps.is_empty() && p.within != Within::Subject {
                     let (text, starts) = body.get_or_insert_with(|| {
@@ -1052,7 +1052,7 @@ impl Extractor<'_> {
                         (text, starts)
                     });
                     if let Some(start) = starts[index] {
-                        caps = owned(captures_from(&p.pattern, text, start));
+                        caps = captures_from(&p.pattern, text, start);
                     }
                 }
                 add_captures(&mut rule_fields, &caps);
@@ -1138,12 +1138,6 @@ fn captures_from<'t>(p: &'t Pattern, text: &'t str, start: usize) -> Vec<(&'t st
             let v = caps.name(name)?.as_str().trim();
             (!v.is_empty()).then_some((name, v))
         })
-        .collect()
-}
-
-fn owned(caps: Vec<(&str, &str)>) -> Vec<(String, String)> {
-    caps.into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
 
@@ -1343,19 +1337,20 @@ pub fn html_to_text_by_html2text(html: &str) -> String {
 
 /// Named captures into typed fields: money and instants by their well-known names, text
 /// otherwise. A value that does not convert is kept as text under `<name>_text`.
-fn add_captures(out: &mut Vec<(String, Value)>, caps: &[(String, String)]) {
+fn add_captures<K: AsRef<str>, V: AsRef<str>>(out: &mut Vec<(String, Value)>, caps: &[(K, V)]) {
     let currency = caps
         .iter()
-        .find(|(k, _)| k == "currency")
-        .map(|(_, v)| v.as_str());
+        .find(|(k, _)| k.as_ref() == "currency")
+        .map(|(_, v)| v.as_ref());
     for (name, text) in caps {
+        let (name, text) = (name.as_ref(), text.as_ref());
         if out.iter().any(|(n, _)| n == name) {
             continue;
         }
-        let value = if MONEY_FIELDS.contains(&name.as_str()) {
+        let value = if MONEY_FIELDS.contains(&name) {
             values::parse_money(text, currency)
                 .map(|(minor, currency)| Value::Money { minor, currency })
-        } else if TIME_FIELDS.contains(&name.as_str()) {
+        } else if TIME_FIELDS.contains(&name) {
             values::parse_instant(text).map(Value::Time)
         } else {
             let mut one_line = String::with_capacity(text.len());
@@ -1368,7 +1363,7 @@ fn add_captures(out: &mut Vec<(String, Value)>, caps: &[(String, String)]) {
             Some(Value::Text(one_line))
         };
         match value {
-            Some(v) => out.push((name.clone(), v)),
+            Some(v) => out.push((name.to_string(), v)),
             None => {
                 let raw = format!("{name}_text");
                 if !out.iter().any(|(n, _)| *n == raw) {
