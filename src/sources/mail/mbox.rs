@@ -68,7 +68,13 @@ pub struct Mbox<R> {
     /// Whether the line last added to `current` was blank: a well-formed archive ends each
     /// message with one.
     last_blank: bool,
+    /// Buffers of messages already read, given back for new messages by [`Mbox::recycle`].
+    spares: Vec<Vec<u8>>,
 }
+
+/// At most this many buffers are kept for reuse, each at most this large.
+const MAX_SPARES: usize = 512;
+const MAX_SPARE_CAPACITY: usize = 256 << 10;
 
 struct Line {
     bytes: Vec<u8>,
@@ -127,6 +133,16 @@ impl<R: BufRead> Mbox<R> {
             finished: false,
             spare: Vec::new(),
             last_blank: true,
+            spares: Vec::new(),
+        }
+    }
+
+    /// Gives back a message's buffer once it has been read, for a later message to reuse: a
+    /// reader on another thread otherwise frees every buffer this one allocates.
+    pub fn recycle(&mut self, mut data: Vec<u8>) {
+        if self.spares.len() < MAX_SPARES && data.capacity() <= MAX_SPARE_CAPACITY {
+            data.clear();
+            self.spares.push(data);
         }
     }
 
@@ -283,7 +299,10 @@ impl<R: BufRead> Iterator for Mbox<R> {
                     envelope,
                     // Room for a typical message at once: growing line by line from nothing
                     // reallocates it a dozen times.
-                    data: Vec::with_capacity(MESSAGE_CAPACITY),
+                    data: self
+                        .spares
+                        .pop()
+                        .unwrap_or_else(|| Vec::with_capacity(MESSAGE_CAPACITY)),
                     rejoined: 0,
                     truncated: None,
                 };

@@ -288,6 +288,8 @@ enum Done {
         truncated: bool,
         offset: u64,
         outcome: Outcome,
+        /// The message's buffer, for the splitter to reuse.
+        data: Vec<u8>,
     },
     Other(MboxItem),
 }
@@ -692,11 +694,13 @@ impl<'a> Reader<'a> {
                         truncated: m.truncated.as_deref(),
                         rejoined: m.rejoined,
                     };
+                    let outcome = ex.message(&m.data, &at);
                     Done::Message {
                         rejoined: m.rejoined,
                         truncated: m.truncated.is_some(),
                         offset: m.offset,
-                        outcome: ex.message(&m.data, &at),
+                        outcome,
+                        data: m.data,
                     }
                 }
                 other => Done::Other(other),
@@ -704,9 +708,11 @@ impl<'a> Reader<'a> {
         };
         let mut items = Mbox::new(reader);
         if workers < 2 {
-            for item in items {
+            while let Some(item) = items.next() {
                 let done = read(item);
-                self.done(done, origin, origin_index, unit);
+                if let Some(data) = self.done(done, origin, origin_index, unit) {
+                    items.recycle(data);
+                }
             }
             return;
         }
@@ -750,7 +756,9 @@ impl<'a> Reader<'a> {
                     };
                     received += 1;
                     for d in done {
-                        self.done(d, origin, origin_index, unit);
+                        if let Some(data) = self.done(d, origin, origin_index, unit) {
+                            items.recycle(data);
+                        }
                     }
                 }
                 if end {
@@ -760,13 +768,15 @@ impl<'a> Reader<'a> {
         });
     }
 
-    fn done(&mut self, done: Done, origin: &str, origin_index: u32, unit: &str) {
+    /// Puts out what an mbox item came to; gives back a message's buffer for reuse.
+    fn done(&mut self, done: Done, origin: &str, origin_index: u32, unit: &str) -> Option<Vec<u8>> {
         match done {
             Done::Message {
                 rejoined,
                 truncated,
                 offset,
                 outcome,
+                data,
             } => {
                 self.stats.messages += 1;
                 self.stats.rejoined_from_lines += u64::from(rejoined);
@@ -774,38 +784,42 @@ impl<'a> Reader<'a> {
                     self.stats.truncated += 1;
                 }
                 self.apply(outcome, origin_index, offset);
+                Some(data)
             }
-            Done::Other(item) => match item {
-                MboxItem::Message(_) => {}
-                MboxItem::Preamble {
-                    offset,
-                    line,
-                    bytes,
-                } => {
-                    let provenance = Provenance {
-                        source: SourceKind::Mail,
-                        origin: origin.to_string(),
-                        locator: format!("byte {offset}{unit}, line {line}"),
-                    };
-                    self.skip(
+            Done::Other(item) => {
+                match item {
+                    MboxItem::Message(_) => {}
+                    MboxItem::Preamble {
+                        offset,
+                        line,
+                        bytes,
+                    } => {
+                        let provenance = Provenance {
+                            source: SourceKind::Mail,
+                            origin: origin.to_string(),
+                            locator: format!("byte {offset}{unit}, line {line}"),
+                        };
+                        self.skip(
                         provenance,
                         SkipReason::Malformed,
                         format!("{bytes} bytes before the first \"From \" envelope line are no message; an mbox starts with an envelope line"),
                     );
-                }
-                MboxItem::Error { offset, error } => {
-                    let provenance = Provenance {
-                        source: SourceKind::Mail,
-                        origin: origin.to_string(),
-                        locator: format!("byte {offset}{unit}"),
-                    };
-                    self.skip(
+                    }
+                    MboxItem::Error { offset, error } => {
+                        let provenance = Provenance {
+                            source: SourceKind::Mail,
+                            origin: origin.to_string(),
+                            locator: format!("byte {offset}{unit}"),
+                        };
+                        self.skip(
                         provenance,
                         SkipReason::Malformed,
                         format!("the archive cannot be read past this point: {error}; the messages before it were read"),
                     );
+                    }
                 }
-            },
+                None
+            }
         }
     }
 
