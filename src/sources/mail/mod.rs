@@ -297,7 +297,7 @@ enum Done {
 /// Messages handed to an extracting thread at a time, and batches in flight: enough to keep the
 /// threads busy, few enough that memory stays a few messages per thread.
 const BATCH: usize = 32;
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 32;
 /// At most this many extracting threads, besides the one that splits the archive.
 const MAX_WORKERS: usize = 4;
 
