@@ -5,6 +5,8 @@
 //!   cargo bench --bench mail_ingest -- build PATH [MB]   # write an archive of about MB megabytes
 //!   cargo bench --bench mail_ingest -- gapfill PATH      # gapfill's reader alone
 //!   cargo bench --bench mail_ingest -- bare PATH         # mail-parser's split + parse alone
+//!   cargo bench --bench mail_ingest -- dump PATH         # every evidence and skip as JSON lines
+//!                                                        # (to compare one build with another)
 //!
 //! Run `gapfill` and `bare` separately under `/usr/bin/time -v` for their peak memory. The
 //! archive is the simulator's inbox repeated with fresh Message-IDs; it lives in /tmp and is
@@ -64,6 +66,29 @@ fn run_gapfill(path: &Path) -> f64 {
         stats.messages, sink.evidence, sink.fields, sink.skipped
     );
     secs
+}
+
+/// Every evidence and skip in order, one JSON line each, then the stats.
+struct Dump<W: Write>(W);
+
+impl<W: Write> Sink for Dump<W> {
+    fn evidence(&mut self, e: Evidence) {
+        serde_json::to_writer(&mut self.0, &e).expect("writable");
+        self.0.write_all(b"\n").expect("writable");
+    }
+    fn skip(&mut self, s: Skip) {
+        serde_json::to_writer(&mut self.0, &s).expect("writable");
+        self.0.write_all(b"\n").expect("writable");
+    }
+}
+
+fn run_dump(path: &Path) {
+    let rules = rules();
+    let mut sink = Dump(BufWriter::new(std::io::stdout().lock()));
+    let stats = mail::read(path, &rules, &Window::default(), &mut sink).expect("readable");
+    serde_json::to_writer(&mut sink.0, &stats).expect("writable");
+    sink.0.write_all(b"\n").expect("writable");
+    sink.0.flush().expect("writable");
 }
 
 fn run_bare(path: &Path) -> f64 {
@@ -147,7 +172,7 @@ fn main() {
     // `cargo test --all-targets` runs bench targets too, without "--bench": a 1 GB benchmark has
     // no place in a test run.
     if !std::env::args().any(|a| a == "--bench") {
-        eprintln!("usage: cargo bench --bench mail_ingest [-- build|gapfill|bare PATH]");
+        eprintln!("usage: cargo bench --bench mail_ingest [-- build|gapfill|bare|dump PATH]");
         return;
     }
     // `cargo bench` passes "--bench"; anything else is ours.
@@ -169,6 +194,7 @@ fn main() {
         Some("bare") => {
             run_bare(&path(1));
         }
+        Some("dump") => run_dump(&path(1)),
         None => {
             let p = path(1);
             if !p.exists() {
@@ -178,6 +204,6 @@ fn main() {
             let ours = run_gapfill(&p);
             println!("ratio: {:.2}× (target ≤ 1.5×)", ours / bare);
         }
-        Some(other) => panic!("unknown mode {other}; use build, gapfill or bare"),
+        Some(other) => panic!("unknown mode {other}; use build, gapfill, bare or dump"),
     }
 }

@@ -367,3 +367,87 @@ fn spamassassin_corpus_is_read_whole_and_gives_no_bookings() {
     let reasons: BTreeSet<_> = got.skipped.iter().map(|s| s.reason).collect();
     eprintln!("{stats:?} {counts:?} {reasons:?}");
 }
+
+/// HTML as text without html2text, for the simple documents booking systems send, must give what
+/// html2text gives, byte for byte: checked on every HTML part of the simulator's inboxes at every
+/// noise level, on the fixtures, and on the corpus when it is there.
+#[test]
+fn the_fast_html_to_text_gives_what_html2text_gives() {
+    fn check(raw: &[u8], fast: &mut usize, slow: &mut usize, origin: &str) {
+        let Some(msg) = mail_parser::MessageParser::default().parse(raw) else {
+            return;
+        };
+        for part in &msg.parts {
+            if let mail_parser::PartType::Html(html) = &part.body {
+                match mail::simple_html_to_text(html) {
+                    Some(text) => {
+                        *fast += 1;
+                        assert_eq!(
+                            text,
+                            mail::html_to_text_by_html2text(html),
+                            "{origin}: {html}"
+                        );
+                    }
+                    None => *slow += 1,
+                }
+            }
+        }
+    }
+    fn messages(path: &Path) -> Vec<Vec<u8>> {
+        let mut data = std::fs::read(path).unwrap();
+        if data.starts_with(&[0x1f, 0x8b]) {
+            let mut plain = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::MultiGzDecoder::new(&data[..]),
+                &mut plain,
+            )
+            .unwrap();
+            data = plain;
+        }
+        if !data.starts_with(b"From ") {
+            return vec![data];
+        }
+        mail::Mbox::new(&data[..])
+            .filter_map(|item| match item {
+                mail::MboxItem::Message(m) => Some(m.data),
+                _ => None,
+            })
+            .collect()
+    }
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, out);
+            } else if !path.to_string_lossy().contains(".expected") {
+                out.push(path);
+            }
+        }
+    }
+
+    for noise in ["low", "medium", "high"] {
+        let (_dir, incident) = common::incident(5, 400, noise);
+        let (mut fast, mut slow) = (0, 0);
+        let mbox = incident.join("evidence/mail/bookings.mbox");
+        for m in messages(&mbox) {
+            check(&m, &mut fast, &mut slow, noise);
+        }
+        // The HTML-only booking mails (a fifth of them) and the HTML of the others.
+        assert!(
+            fast > 300,
+            "noise {noise}: {fast} read fast, {slow} by html2text"
+        );
+    }
+    let mut paths = Vec::new();
+    files(&fixtures(), &mut paths);
+    if let Ok(corpora) = std::env::var("GAPFILL_CORPORA") {
+        files(&Path::new(&corpora).join("mail"), &mut paths);
+    }
+    let (mut fast, mut slow) = (0, 0);
+    for path in paths {
+        for m in messages(&path) {
+            check(&m, &mut fast, &mut slow, &path.display().to_string());
+        }
+    }
+    assert!(fast >= 1, "the fixtures' HTML-only mail is read fast");
+}

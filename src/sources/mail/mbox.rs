@@ -49,6 +49,9 @@ pub enum Item {
     },
 }
 
+/// What a message's buffer starts with: most mail is a few kilobytes.
+const MESSAGE_CAPACITY: usize = 8 << 10;
+
 pub struct Mbox<R> {
     reader: R,
     /// Offset and number of the next line to be read.
@@ -65,7 +68,13 @@ pub struct Mbox<R> {
     /// Whether the line last added to `current` was blank: a well-formed archive ends each
     /// message with one.
     last_blank: bool,
+    /// Buffers of messages already read, given back for new messages by [`Mbox::recycle`].
+    spares: Vec<Vec<u8>>,
 }
+
+/// At most this many buffers are kept for reuse, each at most this large.
+const MAX_SPARES: usize = 512;
+const MAX_SPARE_CAPACITY: usize = 256 << 10;
 
 struct Line {
     bytes: Vec<u8>,
@@ -124,6 +133,16 @@ impl<R: BufRead> Mbox<R> {
             finished: false,
             spare: Vec::new(),
             last_blank: true,
+            spares: Vec::new(),
+        }
+    }
+
+    /// Gives back a message's buffer once it has been read, for a later message to reuse: a
+    /// reader on another thread otherwise frees every buffer this one allocates.
+    pub fn recycle(&mut self, mut data: Vec<u8>) {
+        if self.spares.len() < MAX_SPARES && data.capacity() <= MAX_SPARE_CAPACITY {
+            data.clear();
+            self.spares.push(data);
         }
     }
 
@@ -133,7 +152,7 @@ impl<R: BufRead> Mbox<R> {
         }
         let mut bytes = std::mem::take(&mut self.spare);
         bytes.clear();
-        match self.reader.read_until(b'\n', &mut bytes) {
+        match read_until_newline(&mut self.reader, &mut bytes) {
             Ok(0) => None,
             Ok(n) => {
                 let line = Line {
@@ -195,6 +214,36 @@ impl<R: BufRead> Mbox<R> {
     }
 }
 
+/// `BufRead::read_until(b'\n', …)`, finding the line break with the memchr crate's vectorised
+/// search rather than the standard library's portable one: an archive is mostly short lines.
+fn read_until_newline<R: BufRead>(reader: &mut R, out: &mut Vec<u8>) -> io::Result<usize> {
+    let mut read = 0;
+    loop {
+        let (done, used) = {
+            let available = match reader.fill_buf() {
+                Ok(a) => a,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            match memchr::memchr(b'\n', available) {
+                Some(i) => {
+                    out.extend_from_slice(&available[..=i]);
+                    (true, i + 1)
+                }
+                None => {
+                    out.extend_from_slice(available);
+                    (available.is_empty(), available.len())
+                }
+            }
+        };
+        reader.consume(used);
+        read += used;
+        if done {
+            return Ok(read);
+        }
+    }
+}
+
 fn has_header_end(data: &[u8]) -> bool {
     data.starts_with(b"\n")
         || data.starts_with(b"\r\n")
@@ -248,7 +297,12 @@ impl<R: BufRead> Iterator for Mbox<R> {
                     offset: line.offset,
                     line: line.number,
                     envelope,
-                    data: Vec::new(),
+                    // Room for a typical message at once: growing line by line from nothing
+                    // reallocates it a dozen times.
+                    data: self
+                        .spares
+                        .pop()
+                        .unwrap_or_else(|| Vec::with_capacity(MESSAGE_CAPACITY)),
                     rejoined: 0,
                     truncated: None,
                 };

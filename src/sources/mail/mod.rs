@@ -11,10 +11,12 @@
 //! Archives are streamed one message at a time; what is kept across messages is one 8-byte hash
 //! per Message-ID, for finding duplicates.
 
+mod html_text;
 mod mbox;
 mod schema_org;
 mod values;
 
+pub use html_text::simple_html_to_text;
 pub use mbox::{is_envelope, Item as MboxItem, Mbox, RawMessage};
 pub use values::{minor_digits, parse_instant, parse_money};
 
@@ -24,6 +26,7 @@ use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -184,16 +187,8 @@ pub fn read(
             source: e,
         },
     })?;
-    let mut reader = Reader {
-        rules,
-        window,
-        sink,
-        stats: MailStats::default(),
-        seen: HashMap::new(),
-        origins: Vec::new(),
-        parser: MessageParser::default(),
-        prepared: Prepared::new(rules),
-    };
+    let ex = Extractor::new(rules, window);
+    let mut reader = Reader::new(&ex, sink);
     if meta.is_dir() {
         std::fs::read_dir(path).map_err(|e| MailError::Unreadable {
             path: path.to_path_buf(),
@@ -215,16 +210,8 @@ pub fn read_stream<R: BufRead>(
     window: &Window,
     sink: &mut dyn Sink,
 ) -> MailStats {
-    let mut r = Reader {
-        rules,
-        window,
-        sink,
-        stats: MailStats::default(),
-        seen: HashMap::new(),
-        origins: Vec::new(),
-        parser: MessageParser::default(),
-        prepared: Prepared::new(rules),
-    };
+    let ex = Extractor::new(rules, window);
+    let mut r = Reader::new(&ex, sink);
     r.stats.files += 1;
     let head = reader.fill_buf().map(<[u8]>::to_vec).unwrap_or_default();
     if looks_like_mbox(&head) {
@@ -235,9 +222,11 @@ pub fn read_stream<R: BufRead>(
     r.stats
 }
 
+/// What a read keeps across messages, and where it puts what it finds. Works on one thread, in
+/// archive order; what each message comes to is worked out by an [`Extractor`], for an mbox on
+/// other threads.
 struct Reader<'a> {
-    rules: &'a MailRules,
-    window: &'a Window,
+    ex: &'a Extractor<'a>,
     sink: &'a mut dyn Sink,
     stats: MailStats,
     /// Message-ID hash → where it was first seen (index into `origins`, byte offset or
@@ -245,9 +234,72 @@ struct Reader<'a> {
     /// archive.
     seen: HashMap<u64, (u32, u64)>,
     origins: Vec<String>,
+}
+
+/// Reads one message into what it comes to, knowing nothing of the messages before it: shared
+/// by the threads that read an mbox.
+struct Extractor<'a> {
+    rules: &'a MailRules,
+    window: &'a Window,
     parser: MessageParser,
     prepared: Prepared,
 }
+
+impl<'a> Extractor<'a> {
+    fn new(rules: &'a MailRules, window: &'a Window) -> Extractor<'a> {
+        Extractor {
+            rules,
+            window,
+            parser: MessageParser::default(),
+            prepared: Prepared::new(rules),
+        }
+    }
+}
+
+/// What one message comes to, before the reader has looked for duplicates.
+#[derive(Default)]
+struct Outcome {
+    /// The Message-ID's hash, the Message-ID and the message's provenance, when it has one: a
+    /// Message-ID seen before makes the message a duplicate, and `events` is dropped.
+    id: Option<(u64, String, Provenance)>,
+    events: Vec<Event>,
+}
+
+enum Event {
+    Evidence(Evidence),
+    Skip(Skip),
+}
+
+impl Outcome {
+    fn skip(mut self, provenance: Provenance, reason: SkipReason, detail: String) -> Outcome {
+        self.events.push(Event::Skip(Skip {
+            provenance,
+            reason,
+            detail,
+        }));
+        self
+    }
+}
+
+/// An mbox item, read: what the splitter found, with the message's outcome worked out.
+enum Done {
+    Message {
+        rejoined: u32,
+        truncated: bool,
+        offset: u64,
+        outcome: Outcome,
+        /// The message's buffer, for the splitter to reuse.
+        data: Vec<u8>,
+    },
+    Other(MboxItem),
+}
+
+/// Messages handed to an extracting thread at a time, and batches in flight: enough to keep the
+/// threads busy, few enough that memory stays a few messages per thread.
+const BATCH: usize = 32;
+const IN_FLIGHT: usize = 32;
+/// At most this many extracting threads, besides the one that splits the archive.
+const MAX_WORKERS: usize = 4;
 
 /// What the kind rules need per message, worked out once per read: a mapping gives many kind
 /// rules the same sender pattern, and a subject matches at most a few of them.
@@ -259,6 +311,92 @@ struct Prepared {
     /// The kind rules' subject patterns, for finding in one pass the few rules whose subject
     /// matches.
     subjects: Prefilter,
+    /// Where in a body each body pattern can first match.
+    lines: LineGate,
+}
+
+/// Patterns whose every match starts at the start of a line (`(?m)^`) with one of a few literal
+/// texts ("Pick-up:", "PICK-UP"…), as a mapping's body patterns mostly do. One pass over a text's
+/// line starts tells, for each of them, the first line it can match on, or that it cannot match
+/// at all; the search then starts there instead of scanning the text before it. Patterns of any
+/// other shape are searched from the start as before.
+struct LineGate {
+    /// For each pattern, whether it is gated.
+    gated: Vec<bool>,
+    /// By first byte: the gated patterns (their index) and literals that start with it.
+    by_first: Vec<Vec<(usize, Vec<u8>)>>,
+}
+
+/// More literals than this and a pattern is searched from the start.
+const MAX_GATE_LITERALS: usize = 64;
+
+impl LineGate {
+    fn new<'p>(patterns: impl Iterator<Item = &'p Pattern>) -> LineGate {
+        let mut by_first = vec![Vec::new(); 256];
+        let gated = patterns
+            .enumerate()
+            .map(|(i, p)| match line_literals(p.as_str()) {
+                Some(literals) => {
+                    for l in literals {
+                        by_first[usize::from(l[0])].push((i, l));
+                    }
+                    true
+                }
+                None => false,
+            })
+            .collect();
+        LineGate { gated, by_first }
+    }
+
+    /// For each pattern, where in `text` a search for it must start: the first line start it can
+    /// match at (0 for a pattern that is not gated), `None` when it cannot match.
+    fn starts(&self, text: &str) -> Vec<Option<usize>> {
+        let mut out: Vec<Option<usize>> = self
+            .gated
+            .iter()
+            .map(|g| if *g { None } else { Some(0) })
+            .collect();
+        let mut missing = self.gated.iter().filter(|g| **g).count();
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        while missing > 0 && at < bytes.len() {
+            let line = &bytes[at..];
+            for (i, literal) in &self.by_first[usize::from(line[0])] {
+                if out[*i].is_none() && line.starts_with(literal) {
+                    out[*i] = Some(at);
+                    missing -= 1;
+                }
+            }
+            match memchr_newline(line) {
+                Some(n) => at += n + 1,
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    memchr::memchr(b'\n', bytes)
+}
+
+/// The literals every match of `pattern` starts with, when every match starts at a line start
+/// (after a line break or at the start of the text): what [`LineGate`] needs to know.
+fn line_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::{literal::Extractor, Look};
+    let hir = regex_syntax::parse(pattern).ok()?;
+    if !hir.properties().look_set_prefix().contains(Look::StartLF) {
+        return None;
+    }
+    let seq = Extractor::new().extract(&hir);
+    let literals = seq.literals()?;
+    if literals.is_empty()
+        || literals.len() > MAX_GATE_LITERALS
+        || literals.iter().any(|l| l.as_bytes().is_empty())
+    {
+        return None;
+    }
+    Some(literals.iter().map(|l| l.as_bytes().to_vec()).collect())
 }
 
 /// Patterns matched together in one pass to know which of them can match at all. A pattern is
@@ -340,6 +478,7 @@ impl Prepared {
             from_of,
             froms: distinct.len(),
             subjects,
+            lines: LineGate::new(rules.patterns.iter().map(|p| &p.pattern)),
         }
     }
 }
@@ -347,7 +486,6 @@ impl Prepared {
 /// Where a message is, while it is being read.
 struct At<'m> {
     origin: &'m str,
-    origin_index: u32,
     /// "byte 123" in an mbox, empty for a message file.
     position: String,
     /// The byte offset in an mbox, `u64::MAX` for a message file.
@@ -378,7 +516,48 @@ impl At<'_> {
 
 const MAX_DEPTH: usize = 64;
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn new(ex: &'a Extractor<'a>, sink: &'a mut dyn Sink) -> Reader<'a> {
+        Reader {
+            ex,
+            sink,
+            stats: MailStats::default(),
+            seen: HashMap::new(),
+            origins: Vec::new(),
+        }
+    }
+
+    /// Puts out what a message came to, unless its Message-ID was seen before.
+    fn apply(&mut self, outcome: Outcome, origin_index: u32, offset: u64) {
+        if let Some((key, id, provenance)) = outcome.id {
+            if let Some(&(origin, offset)) = self.seen.get(&key) {
+                let first = &self.origins[origin as usize];
+                let locator = if offset == u64::MAX {
+                    String::new()
+                } else {
+                    format!(" byte {offset}")
+                };
+                let detail = format!(
+                    "Message-ID {id} was already read at {first}{locator}; this is another copy"
+                );
+                return self.skip(provenance, SkipReason::Duplicate, detail);
+            }
+            self.seen.insert(key, (origin_index, offset));
+        }
+        for event in outcome.events {
+            match event {
+                Event::Evidence(e) => {
+                    self.stats.evidence += 1;
+                    self.sink.evidence(e);
+                }
+                Event::Skip(skip) => {
+                    self.stats.skipped += 1;
+                    self.sink.skip(skip);
+                }
+            }
+        }
+    }
+
     fn skip(&mut self, provenance: Provenance, reason: SkipReason, detail: String) {
         self.stats.skipped += 1;
         self.sink.skip(Skip {
@@ -496,52 +675,150 @@ impl Reader<'_> {
         (self.origins.len() - 1) as u32
     }
 
+    /// Splits on this thread and reads the messages on others (when there are cores for them),
+    /// putting out what they come to in archive order: the output is the same either way.
     fn mbox<R: BufRead>(&mut self, reader: R, origin: &str, unit: &str) {
         let origin_index = self.origin_index(origin);
-        for item in Mbox::new(reader) {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(MAX_WORKERS);
+        let ex = self.ex;
+        let read = |item: MboxItem| -> Done {
             match item {
                 MboxItem::Message(m) => {
-                    self.stats.messages += 1;
-                    self.stats.rejoined_from_lines += u64::from(m.rejoined);
                     let at = At {
                         origin,
-                        origin_index,
                         position: format!("byte {}{unit}", m.offset),
                         offset: m.offset,
                         envelope: Some(&m.envelope),
                         truncated: m.truncated.as_deref(),
                         rejoined: m.rejoined,
                     };
-                    self.message(&m.data, &at);
+                    let outcome = ex.message(&m.data, &at);
+                    Done::Message {
+                        rejoined: m.rejoined,
+                        truncated: m.truncated.is_some(),
+                        offset: m.offset,
+                        outcome,
+                        data: m.data,
+                    }
                 }
-                MboxItem::Preamble {
-                    offset,
-                    line,
-                    bytes,
-                } => {
-                    let provenance = Provenance {
-                        source: SourceKind::Mail,
-                        origin: origin.to_string(),
-                        locator: format!("byte {offset}{unit}, line {line}"),
+                other => Done::Other(other),
+            }
+        };
+        let mut items = Mbox::new(reader);
+        if workers < 2 {
+            while let Some(item) = items.next() {
+                let done = read(item);
+                if let Some(data) = self.done(done, origin, origin_index, unit) {
+                    items.recycle(data);
+                }
+            }
+            return;
+        }
+        std::thread::scope(|scope| {
+            let read = &read;
+            let mut to = Vec::with_capacity(workers);
+            let mut from = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                let (tx, rx) = mpsc::sync_channel::<Vec<MboxItem>>(IN_FLIGHT);
+                let (done_tx, done_rx) = mpsc::sync_channel::<Vec<Done>>(IN_FLIGHT);
+                scope.spawn(move || {
+                    for batch in rx {
+                        let done = batch.into_iter().map(read).collect();
+                        if done_tx.send(done).is_err() {
+                            break;
+                        }
+                    }
+                });
+                to.push(tx);
+                from.push(done_rx);
+            }
+            // Batch n goes to thread n % workers; each thread answers in the order it was
+            // given, so taking the answers round the threads in turn keeps archive order.
+            let (mut sent, mut received) = (0usize, 0usize);
+            let mut batch = Vec::with_capacity(BATCH);
+            loop {
+                let item = items.next();
+                let end = item.is_none();
+                batch.extend(item);
+                if batch.len() == BATCH || (end && !batch.is_empty()) {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if to[sent % workers].send(full).is_err() {
+                        break;
+                    }
+                    sent += 1;
+                }
+                while received < sent && (end || sent - received >= IN_FLIGHT) {
+                    let Ok(done) = from[received % workers].recv() else {
+                        // A thread that stopped: the scope reports why.
+                        return;
                     };
-                    self.skip(
+                    received += 1;
+                    for d in done {
+                        if let Some(data) = self.done(d, origin, origin_index, unit) {
+                            items.recycle(data);
+                        }
+                    }
+                }
+                if end {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Puts out what an mbox item came to; gives back a message's buffer for reuse.
+    fn done(&mut self, done: Done, origin: &str, origin_index: u32, unit: &str) -> Option<Vec<u8>> {
+        match done {
+            Done::Message {
+                rejoined,
+                truncated,
+                offset,
+                outcome,
+                data,
+            } => {
+                self.stats.messages += 1;
+                self.stats.rejoined_from_lines += u64::from(rejoined);
+                if truncated {
+                    self.stats.truncated += 1;
+                }
+                self.apply(outcome, origin_index, offset);
+                Some(data)
+            }
+            Done::Other(item) => {
+                match item {
+                    MboxItem::Message(_) => {}
+                    MboxItem::Preamble {
+                        offset,
+                        line,
+                        bytes,
+                    } => {
+                        let provenance = Provenance {
+                            source: SourceKind::Mail,
+                            origin: origin.to_string(),
+                            locator: format!("byte {offset}{unit}, line {line}"),
+                        };
+                        self.skip(
                         provenance,
                         SkipReason::Malformed,
                         format!("{bytes} bytes before the first \"From \" envelope line are no message; an mbox starts with an envelope line"),
                     );
-                }
-                MboxItem::Error { offset, error } => {
-                    let provenance = Provenance {
-                        source: SourceKind::Mail,
-                        origin: origin.to_string(),
-                        locator: format!("byte {offset}{unit}"),
-                    };
-                    self.skip(
+                    }
+                    MboxItem::Error { offset, error } => {
+                        let provenance = Provenance {
+                            source: SourceKind::Mail,
+                            origin: origin.to_string(),
+                            locator: format!("byte {offset}{unit}"),
+                        };
+                        self.skip(
                         provenance,
                         SkipReason::Malformed,
                         format!("the archive cannot be read past this point: {error}; the messages before it were read"),
                     );
+                    }
                 }
+                None
             }
         }
     }
@@ -563,27 +840,29 @@ impl Reader<'_> {
         let origin_index = self.origin_index(origin);
         let at = At {
             origin,
-            origin_index,
             position: String::new(),
             offset: u64::MAX,
             envelope: None,
             truncated: None,
             rejoined: 0,
         };
-        self.message(&data, &at);
+        let outcome = self.ex.message(&data, &at);
+        self.apply(outcome, origin_index, at.offset);
     }
+}
 
-    fn message(&mut self, data: &[u8], at: &At) {
-        if at.truncated.is_some() {
-            self.stats.truncated += 1;
-        }
+impl Extractor<'_> {
+    /// What one message comes to. Needs nothing from the messages before it, so it can run on
+    /// any thread; duplicates are found afterwards, in archive order, by [`Reader::apply`].
+    fn message(&self, data: &[u8], at: &At) -> Outcome {
+        let mut out = Outcome::default();
         let parsed = self.parser.parse(data);
         let Some(msg) = parsed.filter(|m| has_mail_headers(m)) else {
             let why = match at.truncated {
                 Some(t) => format!("the message is cut off ({t}) and what is left has no readable mail headers"),
                 None => "no mail headers (From, Date, Subject, Message-ID, To) could be read; is this a message?".to_string(),
             };
-            return self.skip(at.provenance(None), SkipReason::Malformed, why);
+            return out.skip(at.provenance(None), SkipReason::Malformed, why);
         };
         let message_id = msg
             .message_id()
@@ -594,20 +873,7 @@ impl Reader<'_> {
         if let Some(id) = &message_id {
             let mut h = DefaultHasher::new();
             id.hash(&mut h);
-            let key = h.finish();
-            if let Some(&(origin, offset)) = self.seen.get(&key) {
-                let first = &self.origins[origin as usize];
-                let locator = if offset == u64::MAX {
-                    String::new()
-                } else {
-                    format!(" byte {offset}")
-                };
-                let detail = format!(
-                    "Message-ID {id} was already read at {first}{locator}; this is another copy"
-                );
-                return self.skip(provenance, SkipReason::Duplicate, detail);
-            }
-            self.seen.insert(key, (at.origin_index, at.offset));
+            out.id = Some((h.finish(), id.clone(), provenance.clone()));
         }
 
         let subject = msg.subject().unwrap_or("").trim().to_string();
@@ -701,9 +967,9 @@ impl Reader<'_> {
             // A message cut short may have lost what would have made it relevant.
             if let Some(t) = at.truncated {
                 let detail = format!("the message is cut off ({t}); what is left, {detail}");
-                return self.skip(provenance, SkipReason::Malformed, detail);
+                return out.skip(provenance, SkipReason::Malformed, detail);
             }
-            return self.skip(provenance, SkipReason::Irrelevant, detail);
+            return out.skip(provenance, SkipReason::Irrelevant, detail);
         }
 
         // When it was sent: the Date header, else the envelope.
@@ -724,7 +990,7 @@ impl Reader<'_> {
                     t.format("%Y-%m-%dT%H:%M:%SZ"),
                     window_text(self.window)
                 );
-                return self.skip(provenance, SkipReason::OutsideWindow, detail);
+                return out.skip(provenance, SkipReason::OutsideWindow, detail);
             }
         }
 
@@ -768,10 +1034,14 @@ impl Reader<'_> {
                         .any(|k| Some(k) == kind_name.as_ref() || Some(k) == quotes.as_ref())
             };
             let structured = reservations.first().map(|(_, r)| r);
-            let mut body: Option<String> = None;
+            // The body, and where in it each pattern's search starts.
+            let mut body: Option<(String, Vec<Option<usize>>)> = None;
             // The body patterns are not matched as a set first: nearly all of them match a
             // booking mail, so one more pass over the body costs more than it saves.
-            for p in self.rules.patterns.iter().filter(|p| wanted(p)) {
+            for (index, p) in self.rules.patterns.iter().enumerate() {
+                if !wanted(p) {
+                    continue;
+                }
                 let names = p.pattern.regex().capture_names().flatten();
                 let known = |name: &str| {
                     rule_fields.iter().any(|(n, _)| n == name)
@@ -782,18 +1052,22 @@ impl Reader<'_> {
                 }
                 let mut caps = Vec::new();
                 if p.within != Within::Body {
-                    caps = owned(p.pattern.captures(pattern_subject));
+                    caps = p.pattern.captures(pattern_subject);
                 }
                 if caps.is_empty() && p.within != Within::Subject {
-                    let text = body.get_or_insert_with(|| {
+                    let (text, starts) = body.get_or_insert_with(|| {
                         let text = body_text(&msg);
-                        if quotes.is_some() {
+                        let text = if quotes.is_some() {
                             own_text(&text).to_string()
                         } else {
                             text
-                        }
+                        };
+                        let starts = self.prepared.lines.starts(&text);
+                        (text, starts)
                     });
-                    caps = owned(p.pattern.captures(text));
+                    if let Some(start) = starts[index] {
+                        caps = captures_from(&p.pattern, text, start);
+                    }
                 }
                 add_captures(&mut rule_fields, &caps);
             }
@@ -801,8 +1075,17 @@ impl Reader<'_> {
 
         let mut emitted = 0;
         let reservation_count = reservations.len().max(1);
+        // The last evidence takes `base` and the rules' fields; the others copy them.
+        let mut base = Some(base);
+        let mut rule_fields = Some(rule_fields);
         for i in 0..reservation_count {
-            let mut e = base.clone();
+            let last = i + 1 == reservation_count;
+            let mut e = match (last, base.as_ref()) {
+                (false, Some(b)) => b.clone(),
+                _ => base
+                    .take()
+                    .unwrap_or_else(|| Evidence::new(provenance.clone(), "")),
+            };
             if reservation_count > 1 {
                 e.provenance.locator = format!("{} reservation {}", provenance.locator, i + 1);
             }
@@ -824,20 +1107,26 @@ impl Reader<'_> {
                     );
                 }
             }
-            for (name, v) in &rule_fields {
-                if !e.fields.contains_key(name) {
-                    e.fields.insert(name.clone(), v.clone());
+            if last {
+                for (name, v) in rule_fields.take().unwrap_or_default() {
+                    e.fields.entry(name).or_insert(v);
+                }
+            } else {
+                for (name, v) in rule_fields.iter().flatten() {
+                    if !e.fields.contains_key(name) {
+                        e.fields.insert(name.clone(), v.clone());
+                    }
                 }
             }
             let k = k.unwrap_or_default();
             e.set(fields::KIND, Value::text(&k));
             e.kind = k;
-            self.stats.evidence += 1;
-            self.sink.evidence(e);
+            out.events.push(Event::Evidence(e));
             emitted += 1;
         }
         debug_assert!(emitted > 0);
         let _ = at.rejoined;
+        out
     }
 }
 
@@ -850,9 +1139,19 @@ fn window_text(w: &Window) -> String {
     format!("[{}, {})", end(w.since), end(w.until))
 }
 
-fn owned(caps: Vec<(&str, &str)>) -> Vec<(String, String)> {
-    caps.into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+/// [`Pattern::captures`] with the search starting at `start`, where the caller knows no match
+/// starts earlier: the same answer, without scanning the text before `start`.
+fn captures_from<'t>(p: &'t Pattern, text: &'t str, start: usize) -> Vec<(&'t str, &'t str)> {
+    let re = p.regex();
+    let Some(caps) = re.captures_at(text, start) else {
+        return Vec::new();
+    };
+    re.capture_names()
+        .flatten()
+        .filter_map(|name| {
+            let v = caps.name(name)?.as_str().trim();
+            (!v.is_empty()).then_some((name, v))
+        })
         .collect()
 }
 
@@ -1036,7 +1335,14 @@ fn body_text(msg: &mail_parser::Message) -> String {
 /// Wide enough that table rows and addresses stay on one line each, as text templates write them.
 const TEXT_WIDTH: usize = 400;
 
+/// HTML as text, as html2text lays it out; the simple documents booking systems send are read
+/// without html2text, to the same text (see [`simple_html_to_text`]).
 pub fn html_to_text(html: &str) -> String {
+    simple_html_to_text(html).unwrap_or_else(|| html_to_text_by_html2text(html))
+}
+
+/// [`html_to_text`] always through html2text: what the fast path is checked against.
+pub fn html_to_text_by_html2text(html: &str) -> String {
     html2text::config::plain_no_decorate()
         .no_table_borders()
         .string_from_read(html.as_bytes(), TEXT_WIDTH)
@@ -1045,26 +1351,33 @@ pub fn html_to_text(html: &str) -> String {
 
 /// Named captures into typed fields: money and instants by their well-known names, text
 /// otherwise. A value that does not convert is kept as text under `<name>_text`.
-fn add_captures(out: &mut Vec<(String, Value)>, caps: &[(String, String)]) {
+fn add_captures<K: AsRef<str>, V: AsRef<str>>(out: &mut Vec<(String, Value)>, caps: &[(K, V)]) {
     let currency = caps
         .iter()
-        .find(|(k, _)| k == "currency")
-        .map(|(_, v)| v.as_str());
+        .find(|(k, _)| k.as_ref() == "currency")
+        .map(|(_, v)| v.as_ref());
     for (name, text) in caps {
+        let (name, text) = (name.as_ref(), text.as_ref());
         if out.iter().any(|(n, _)| n == name) {
             continue;
         }
-        let value = if MONEY_FIELDS.contains(&name.as_str()) {
+        let value = if MONEY_FIELDS.contains(&name) {
             values::parse_money(text, currency)
                 .map(|(minor, currency)| Value::Money { minor, currency })
-        } else if TIME_FIELDS.contains(&name.as_str()) {
+        } else if TIME_FIELDS.contains(&name) {
             values::parse_instant(text).map(Value::Time)
         } else {
-            let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let mut one_line = String::with_capacity(text.len());
+            for word in text.split_whitespace() {
+                if !one_line.is_empty() {
+                    one_line.push(' ');
+                }
+                one_line.push_str(word);
+            }
             Some(Value::Text(one_line))
         };
         match value {
-            Some(v) => out.push((name.clone(), v)),
+            Some(v) => out.push((name.to_string(), v)),
             None => {
                 let raw = format!("{name}_text");
                 if !out.iter().any(|(n, _)| *n == raw) {
@@ -1078,4 +1391,119 @@ fn add_captures(out: &mut Vec<(String, Value)>, caps: &[(String, String)]) {
 /// For tests and tools: when a message says it was sent.
 pub fn envelope_date(envelope: &str) -> Option<DateTime<Utc>> {
     values::parse_envelope_date(envelope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference_rules() -> MailRules {
+        crate::mapping::Mapping::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/car-rental.toml"),
+        )
+        .expect("the reference mapping reads")
+        .mapping
+        .sources
+        .mail
+    }
+
+    #[test]
+    fn line_start_patterns_are_gated_and_others_are_not() {
+        let rules = reference_rules();
+        let gate = LineGate::new(rules.patterns.iter().map(|p| &p.pattern));
+        assert!(gate.gated.iter().all(|g| *g), "{:?}", gate.gated);
+        for p in [
+            r"(?m)^a|b",
+            r"Total: (?P<a>.+)",
+            r"(?m)(?:^a)?b",
+            r"(?m)^.*x",
+            r"^a",
+        ] {
+            assert_eq!(line_literals(p), None, "{p}");
+        }
+        assert_eq!(
+            line_literals(r"(?m)^(?:Total:?|PRICE)[ \t]+x"),
+            Some(vec![
+                b"Total:\t".to_vec(),
+                b"Total: ".to_vec(),
+                b"Total\t".to_vec(),
+                b"Total ".to_vec(),
+                b"PRICE\t".to_vec(),
+                b"PRICE ".to_vec()
+            ])
+        );
+    }
+
+    /// Starting each search where the gate says gives what a search from the start gives, on
+    /// texts made of booking-mail lines, near misses and line breaks of both kinds.
+    #[test]
+    fn searching_from_the_gate_gives_what_searching_from_the_start_gives() {
+        let mut rules = reference_rules();
+        for extra in [
+            r"(?m)^(?i:name)\s*(?P<n>\w+)",
+            r"(?m)^Total:?\s+(?P<t>.+)\r?$",
+        ] {
+            rules.patterns.push(FieldPattern {
+                pattern: Pattern::new(extra).unwrap(),
+                within: Within::Body,
+                kinds: Vec::new(),
+            });
+        }
+        let gate = LineGate::new(rules.patterns.iter().map(|p| &p.pattern));
+        let lines = [
+            "Booking code:   RC-AB12CD",
+            "BOOKING        RC-XY99ZZ",
+            "Name:           Mar\u{ed}a Garc\u{ed}a",
+            "NAME Jo",
+            "name: kelvin \u{212a}",
+            "Email:          maria@example.com",
+            "Phone:          +44 7700 900123",
+            "Pick-up:        Mon 1 Jun 2026, 10:00 CEST",
+            "PICK-UP  2026-06-01 10:00",
+            "                Berlin Hbf",
+            "                Europaplatz 1",
+            "Return:         Fri 5 Jun 2026, 10:00 CEST",
+            "Vehicle:        VW Polo (B-AB 123) or similar",
+            "Total:          \u{20ac}135.00",
+            "Total: 12.00\r",
+            "Refund:         \u{20ac}20.00",
+            "Amount paid:    \u{20ac}135.00",
+            "Reservation RC-AB12CD",
+            "Refund for Reservation RC-AB12CD",
+            "Payment method: Visa \u{b7} 4242",
+            "Your Total: 99.00 is in the Return: line",
+            " Total: indented",
+            "xPick-up: not at the start",
+            "",
+            "> Total: quoted",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..rnd(12) {
+                text.push_str(lines[rnd(lines.len())]);
+                text.push_str(["\n", "\r\n", "\n\n"][rnd(3)]);
+            }
+            if rnd(4) == 0 {
+                text.pop();
+            }
+            let starts = gate.starts(&text);
+            for (i, p) in rules.patterns.iter().enumerate() {
+                let gated =
+                    starts[i].map_or_else(Vec::new, |s| captures_from(&p.pattern, &text, s));
+                assert_eq!(
+                    gated,
+                    p.pattern.captures(&text),
+                    "{}\n{text:?}",
+                    p.pattern.as_str()
+                );
+            }
+        }
+    }
 }

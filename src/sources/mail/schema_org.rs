@@ -29,8 +29,8 @@ pub const MICRODATA: &str = "microdata";
 pub fn reservations(html: &str, broken: &mut Vec<String>) -> Vec<(&'static str, Json)> {
     let mut out = Vec::new();
     if contains_ci(html, "application/ld+json") {
-        for caps in LD_SCRIPT.captures_iter(html) {
-            let text = caps.get(1).map_or("", |m| m.as_str()).trim();
+        for block in LD_SCRIPT.find_iter(html) {
+            let text = script_content(block.as_str()).trim();
             // Some senders wrap the block in an HTML comment or CDATA.
             let text = text
                 .trim_start_matches("<!--")
@@ -55,6 +55,18 @@ pub fn reservations(html: &str, broken: &mut Vec<String>) -> Vec<(&'static str, 
         }
     }
     out
+}
+
+/// What an [`LD_SCRIPT`] match holds between its tags: the text its group 1 captures, found
+/// without asking the regex for groups (which runs a backtracking search over the whole block).
+/// The opening tag's part of the pattern can hold no `>` but its last, and the closing
+/// `</script\s*>` no `<` but its first, so the content runs from after the match's first `>` to
+/// its last `<`.
+fn script_content(block: &str) -> &str {
+    match (block.find('>'), block.rfind('<')) {
+        (Some(open), Some(close)) if open < close => &block[open + 1..close],
+        _ => "",
+    }
 }
 
 /// `needle` is lower case; HTML writes these names in lower case nearly always, so that is
@@ -369,6 +381,29 @@ fn text_content(node: &Handle, out: &mut String, depth: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The content found from the tags is what the pattern's group captures.
+    #[test]
+    fn script_content_is_the_patterns_group() {
+        let html = concat!(
+            "<p>x</p><script type=\"application/ld+json\">{\"a\": \"<b>\"}</script>",
+            "<SCRIPT data-x='1' TYPE = 'application/ld+json' id=y>\n[1]\n</SCRIPT  \n>",
+            "<script type=application/ld+json></script><script type=\"application/ld+json\">",
+            "<!-- {} --></script\u{2003}><script\ttype=\"application/ld+json\">",
+            "{\"k\":\"</scrip\"}</\u{17f}cript>",
+            "<script type=\"text/javascript\">x</script>"
+        );
+        let finds: Vec<&str> = LD_SCRIPT
+            .find_iter(html)
+            .map(|m| script_content(m.as_str()))
+            .collect();
+        let groups: Vec<&str> = LD_SCRIPT
+            .captures_iter(html)
+            .map(|c| c.get(1).map_or("", |m| m.as_str()))
+            .collect();
+        assert_eq!(finds, groups);
+        assert_eq!(finds.len(), 5, "{finds:?}");
+    }
 
     #[test]
     fn json_ld_in_a_graph_and_a_broken_block() {
