@@ -292,6 +292,8 @@ async fn apply_in_transaction(
             keys.insert(l.clone(), k.clone());
         }
     }
+    // Audit rows go in batches: one statement per change would double the round trips.
+    let mut audit: Vec<(&Change, String)> = Vec::with_capacity(sql::AUDIT_BATCH);
     for c in &todo {
         let table = schema.table(&c.table);
         let binds: Vec<(String, Bind)> = c
@@ -340,15 +342,15 @@ async fn apply_in_transaction(
                 key
             }
         };
-        sql::audit(dialect, plan_hash, c, &row_key, now)
-            .query()
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err(format!(
-                "recording change {} in the audit table",
-                c.id
-            )))?;
+        audit.push((*c, row_key));
+        if audit.len() == sql::AUDIT_BATCH {
+            record(conn, dialect, plan_hash, &audit, now).await?;
+            audit.clear();
+        }
         report.applied += 1;
+    }
+    if !audit.is_empty() {
+        record(conn, dialect, plan_hash, &audit, now).await?;
     }
     let mut script = format!(
         "-- gapfill undo script for plan {plan_hash}: restores every row this apply touched to its\n\
@@ -398,4 +400,27 @@ pub fn render(r: &Report) -> String {
         out += &format!("undo script: {u}\n");
     }
     out
+}
+
+/// Records applied changes in the audit table, in one statement.
+async fn record(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    plan_hash: &str,
+    rows: &[(&Change, String)],
+    now: chrono::DateTime<Utc>,
+) -> Result<()> {
+    sql::audit(dialect, plan_hash, rows, now)
+        .query()
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| ApplyError::Db {
+            what: format!(
+                "recording {} change(s) from {} on in the audit table",
+                rows.len(),
+                rows.first().map_or("", |(c, _)| c.id.as_str())
+            ),
+            message: e.to_string(),
+        })?;
+    Ok(())
 }

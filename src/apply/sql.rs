@@ -286,31 +286,40 @@ pub fn create_audit(dialect: Dialect) -> String {
     )
 }
 
+/// Audit rows per statement: 7 values each stays far below every database's limit on bound
+/// parameters (SQLite's 32766 is the lowest).
+pub const AUDIT_BATCH: usize = 1000;
+
 pub fn audit(
     dialect: Dialect,
     plan_hash: &str,
-    c: &Change,
-    row_key: &str,
+    rows: &[(&Change, String)],
     now: DateTime<Utc>,
 ) -> Statement {
-    let marks: Vec<String> = (1..=7)
-        .map(|n| placeholder(dialect, n, None, None))
-        .collect();
-    Statement {
-        sql: format!(
-            "INSERT INTO {} (change_id, plan_hash, table_name, row_key, operation, evidence, applied_at) VALUES ({})",
-            dialect.quote(AUDIT_TABLE),
-            marks.join(", ")
-        ),
-        binds: vec![
+    let mut tuples = Vec::with_capacity(rows.len());
+    let mut binds = Vec::with_capacity(rows.len() * 7);
+    for (i, (c, row_key)) in rows.iter().enumerate() {
+        let marks: Vec<String> = (1..=7)
+            .map(|n| placeholder(dialect, i * 7 + n, None, None))
+            .collect();
+        tuples.push(format!("({})", marks.join(", ")));
+        binds.extend([
             Bind::Text(c.id.clone()),
             Bind::Text(plan_hash.to_string()),
             Bind::Text(c.table.clone()),
-            Bind::Text(row_key.to_string()),
+            Bind::Text(row_key.clone()),
             Bind::Text(format!("{:?}", c.op).to_lowercase()),
             Bind::Text(c.evidence.join(" ")),
             Bind::Text(canonical(now)),
-        ],
+        ]);
+    }
+    Statement {
+        sql: format!(
+            "INSERT INTO {} (change_id, plan_hash, table_name, row_key, operation, evidence, applied_at) VALUES {}",
+            dialect.quote(AUDIT_TABLE),
+            tuples.join(", ")
+        ),
+        binds,
     }
 }
 
