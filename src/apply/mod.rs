@@ -292,6 +292,15 @@ async fn apply_in_transaction(
             keys.insert(l.clone(), k.clone());
         }
     }
+    // PostgreSQL: take every new row's key from its sequence first, so that inserts go a thousand
+    // rows to a statement with nothing to read back.
+    let preassigned = if dialect == Dialect::Postgres {
+        preassign_keys(conn, schema, &todo, &mut keys).await?
+    } else {
+        HashSet::new()
+    };
+    let mut pending: Vec<(String, Vec<(String, Bind)>)> = Vec::new();
+    let mut pending_of: Option<(String, String, Vec<String>)> = None;
     // Audit rows go in batches: one statement per change would double the round trips.
     let mut audit: Vec<(&Change, String)> = Vec::with_capacity(sql::AUDIT_BATCH);
     for c in &todo {
@@ -306,7 +315,33 @@ async fn apply_in_transaction(
                 (col.column.clone(), v)
             })
             .collect();
+        let shape: Vec<String> = binds.iter().map(|(col, _)| col.clone()).collect();
+        let joins_pending = pending_of
+            .as_ref()
+            .is_some_and(|(t, k, cols)| t == &c.table && k == &c.key_column && cols == &shape)
+            && c.op == Op::Insert
+            && preassigned.contains(c.id.as_str());
+        if !joins_pending {
+            flush(conn, schema, &mut pending, &pending_of).await?;
+            pending_of = None;
+        }
         let row_key = match c.op {
+            Op::Insert if preassigned.contains(c.id.as_str()) => {
+                let key = c
+                    .local
+                    .as_ref()
+                    .and_then(|l| keys.get(l))
+                    .cloned()
+                    .unwrap_or_default();
+                pending_of = Some((c.table.clone(), c.key_column.clone(), shape));
+                pending.push((key.clone(), binds));
+                if pending.len() >= sql::rows_per_insert(pending[0].1.len() + 1) {
+                    flush(conn, schema, &mut pending, &pending_of).await?;
+                }
+                undo.push(sql::undo_insert(dialect, &c.table, &c.key_column, &key));
+                *report.inserted.entry(c.table.clone()).or_insert(0) += 1;
+                key
+            }
             Op::Insert => {
                 let st: Statement = sql::insert(dialect, table, &c.table, &c.key_column, &binds);
                 let key = st
@@ -349,6 +384,7 @@ async fn apply_in_transaction(
         }
         report.applied += 1;
     }
+    flush(conn, schema, &mut pending, &pending_of).await?;
     if !audit.is_empty() {
         record(conn, dialect, plan_hash, &audit, now).await?;
     }
@@ -422,5 +458,87 @@ async fn record(
             ),
             message: e.to_string(),
         })?;
+    Ok(())
+}
+
+/// Takes keys for the plan's new rows from each key column's sequence (PostgreSQL), in plan
+/// order, and returns the ids of the changes that got one. Tables whose key has no sequence keep
+/// the one-row insert that reads its key back.
+async fn preassign_keys(
+    conn: &mut AnyConnection,
+    schema: &Schema,
+    todo: &[&Change],
+    keys: &mut HashMap<String, String>,
+) -> Result<HashSet<String>> {
+    let mut by_table: BTreeMap<(String, String), Vec<&Change>> = BTreeMap::new();
+    for c in todo
+        .iter()
+        .filter(|c| c.op == Op::Insert && c.local.is_some())
+    {
+        let integer = schema
+            .table(&c.table)
+            .and_then(|t| t.column(&c.key_column))
+            .is_some_and(|col| col.class == crate::schema::TypeClass::Integer);
+        if integer {
+            by_table
+                .entry((c.table.clone(), c.key_column.clone()))
+                .or_default()
+                .push(c);
+        }
+    }
+    let mut assigned = HashSet::new();
+    for ((table, key_column), changes) in by_table {
+        let what = format!("taking {} keys for {table}", changes.len());
+        let fail = |e: sqlx::Error| ApplyError::Db {
+            what: what.clone(),
+            message: e.to_string(),
+        };
+        let seq: Option<String> = sqlx::query("SELECT pg_get_serial_sequence($1, $2)")
+            .bind(Dialect::Postgres.quote(&table))
+            .bind(key_column.clone())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(fail)?
+            .try_get(0)
+            .map_err(fail)?;
+        let Some(seq) = seq else { continue };
+        let rows = sqlx::query(
+            "SELECT CAST(nextval(CAST($1 AS regclass)) AS TEXT) FROM generate_series(1, $2)",
+        )
+        .bind(seq)
+        .bind(changes.len() as i64)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(fail)?;
+        for (c, row) in changes.iter().zip(rows) {
+            let key: String = row.try_get(0).map_err(fail)?;
+            if let Some(l) = &c.local {
+                keys.insert(l.clone(), key);
+            }
+            assigned.insert(c.id.clone());
+        }
+    }
+    Ok(assigned)
+}
+
+/// Inserts the rows waiting for a multi-row INSERT.
+async fn flush(
+    conn: &mut AnyConnection,
+    schema: &Schema,
+    pending: &mut Vec<(String, Vec<(String, Bind)>)>,
+    of: &Option<(String, String, Vec<String>)>,
+) -> Result<()> {
+    let (Some((table, key_column, _)), false) = (of, pending.is_empty()) else {
+        return Ok(());
+    };
+    sql::insert_many(schema.table(table), table, key_column, pending)
+        .query()
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| ApplyError::Db {
+            what: format!("inserting {} rows into {table}", pending.len()),
+            message: e.to_string(),
+        })?;
+    pending.clear();
     Ok(())
 }

@@ -237,6 +237,56 @@ pub fn insert(
     }
 }
 
+/// Rows per multi-row INSERT on PostgreSQL, kept under its 65,535 bound parameters.
+pub fn rows_per_insert(columns: usize) -> usize {
+    (60_000 / columns.max(1)).clamp(1, 1000)
+}
+
+/// One INSERT of several rows whose keys were taken from the key column's sequence beforehand
+/// (PostgreSQL only): no key has to be read back, so a thousand rows cost one round trip.
+/// `OVERRIDING SYSTEM VALUE` lets an identity column take them.
+pub fn insert_many(
+    table: Option<&Table>,
+    name: &str,
+    key_column: &str,
+    rows: &[(String, Vec<(String, Bind)>)],
+) -> Statement {
+    let dialect = Dialect::Postgres;
+    let first = &rows[0].1;
+    let mut cols = vec![dialect.quote(key_column)];
+    cols.extend(first.iter().map(|(c, _)| dialect.quote(c)));
+    let (key_class, key_declared) = class_of(table, key_column);
+    let mut tuples = Vec::with_capacity(rows.len());
+    let mut binds = Vec::with_capacity(rows.len() * cols.len());
+    let mut n = 0;
+    for (key, row) in rows {
+        let mut marks = Vec::with_capacity(cols.len());
+        n += 1;
+        marks.push(placeholder(dialect, n, key_class, key_declared.as_deref()));
+        binds.push(key_bind(table, key_column, key));
+        for (c, b) in row {
+            n += 1;
+            let (class, declared) = class_of(table, c);
+            marks.push(placeholder(dialect, n, class, declared.as_deref()));
+            binds.push(b.clone());
+        }
+        tuples.push(format!("({})", marks.join(", ")));
+    }
+    let overriding = match table.and_then(|t| t.column(key_column)) {
+        Some(_) => " OVERRIDING SYSTEM VALUE",
+        None => "",
+    };
+    Statement {
+        sql: format!(
+            "INSERT INTO {} ({}){overriding} VALUES {}",
+            dialect.quote(name),
+            cols.join(", "),
+            tuples.join(", ")
+        ),
+        binds,
+    }
+}
+
 pub fn update(
     dialect: Dialect,
     table: Option<&Table>,

@@ -452,6 +452,11 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
         evidence,
         unmatched,
     };
+    plan.summary.entities = rec
+        .entities
+        .iter()
+        .map(|s| (s.table.clone(), s.items.len() as u64))
+        .collect();
     plan.recount();
     plan
 }

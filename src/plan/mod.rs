@@ -68,6 +68,9 @@ pub struct Summary {
     pub unmatched: u64,
     /// Entities linked to an existing row that the evidence does not change.
     pub unchanged: u64,
+    /// Per table: the entities matching found (new, and linked to existing rows).
+    #[serde(default)]
+    pub entities: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

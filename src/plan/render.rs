@@ -14,6 +14,15 @@ pub fn summary(plan: &Plan) -> String {
         plan.window.since.as_deref().unwrap_or("the beginning"),
         plan.window.until.as_deref().unwrap_or("now"),
     );
+    if !plan.summary.entities.is_empty() {
+        let found: Vec<String> = plan
+            .summary
+            .entities
+            .iter()
+            .map(|(t, n)| format!("{n} {t}"))
+            .collect();
+        let _ = writeln!(out, "entities found: {}", found.join(", "));
+    }
     let _ = writeln!(
         out,
         "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
