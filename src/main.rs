@@ -587,7 +587,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plan = gapfill::plan::Plan::read(&plan)?;
             match format {
                 ShowFormat::Json => print(&String::from_utf8_lossy(&plan.to_bytes()))?,
-                ShowFormat::Text => print(&gapfill::plan::render::text(&plan))?,
+                ShowFormat::Text => {
+                    let colour = std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                        && std::env::var("TERM").map_or(true, |t| t != "dumb");
+                    print(&gapfill::plan::render::text_coloured(&plan, colour))?
+                }
                 ShowFormat::Markdown => print(&gapfill::plan::html::markdown(&plan))?,
                 ShowFormat::Html => print(&gapfill::plan::html::html(&plan))?,
                 ShowFormat::Csv => print(&gapfill::plan::review::export_csv(&plan))?,

@@ -62,9 +62,34 @@ pub fn summary(plan: &Plan) -> String {
     out
 }
 
+/// Every change, one block each, with its decision coloured when `colour` (a terminal without
+/// NO_COLOR): green accepted, yellow to review, red rejected.
+pub fn text_coloured(plan: &Plan, colour: bool) -> String {
+    let mut out = summary(plan);
+    out += &changes(plan, colour);
+    out
+}
+
 /// Every change, one block each: key, decision, changed columns, reasons.
 pub fn text(plan: &Plan) -> String {
-    let mut out = summary(plan);
+    text_coloured(plan, false)
+}
+
+fn changes(plan: &Plan, colour: bool) -> String {
+    let mut out = String::new();
+    // The colour codes of ECMA-48: 32 green, 33 yellow, 31 red.
+    let paint = |d: Decision| {
+        let code = match d {
+            Decision::Accepted => "32",
+            Decision::NeedsReview => "33",
+            Decision::Rejected => "31",
+        };
+        if colour {
+            format!("\x1b[{code}m{}\x1b[0m", d.as_str())
+        } else {
+            d.as_str().to_string()
+        }
+    };
     for c in &plan.changes {
         let what = match c.op {
             Op::Insert => format!("insert {} {}", c.table, c.local.as_deref().unwrap_or("")),
@@ -79,7 +104,7 @@ pub fn text(plan: &Plan) -> String {
             out,
             "\n{} {what} [{}, confidence {:.3}]",
             c.id,
-            c.decision.as_str(),
+            paint(c.decision),
             c.confidence
         );
         for col in &c.columns {
