@@ -418,6 +418,7 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
         }
     }
     changes.extend(updates);
+    hold_uncertain_links(ctx.mapping, rec, &mut changes);
     cascade(&mut changes);
     let mut unmatched = Vec::new();
     for u in &rec.unmatched {
@@ -459,6 +460,80 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
         .collect();
     plan.recount();
     plan
+}
+
+/// An existing row that evidence was linked to only by score, when the link is not certain (below
+/// the accept threshold, or the evidence would change who the row is: another email for the
+/// customer), is not a safe home for new rows: a reservation given to that customer waits for the
+/// same person who confirms the link. A family sharing one phone number must not become one
+/// customer.
+fn hold_uncertain_links(mapping: &Mapping, rec: &Reconstruction, changes: &mut [Change]) {
+    let mut uncertain: BTreeMap<(String, String), String> = BTreeMap::new();
+    for set in &rec.entities {
+        let accept = mapping
+            .entities
+            .iter()
+            .find(|(k, _)| *k.get_ref() == set.entity)
+            .and_then(|(_, e)| e.matching.as_ref())
+            .map_or(0.97, |m| *m.accept.get_ref());
+        for item in &set.items {
+            let Link::Existing {
+                key,
+                by: LinkedBy::Score(s),
+            } = &item.link
+            else {
+                continue;
+            };
+            let identity_change = changes.iter().any(|c| {
+                c.op == Op::Update
+                    && c.entity == set.entity
+                    && c.key.as_deref() == Some(key)
+                    && c.id.ends_with("-identity")
+            });
+            if s.probability < accept || identity_change {
+                uncertain.insert(
+                    (set.entity.clone(), key.clone()),
+                    format!(
+                        "its {} is the existing row {key} only by a score of {:.3}{}: a person confirms that link first",
+                        set.entity,
+                        s.probability,
+                        if identity_change { " and a change of who that row is" } else { "" }
+                    ),
+                );
+            }
+        }
+    }
+    if uncertain.is_empty() {
+        return;
+    }
+    for c in changes.iter_mut() {
+        let Some((_, entity)) = mapping
+            .entities
+            .iter()
+            .find(|(k, _)| *k.get_ref() == c.entity)
+        else {
+            continue;
+        };
+        let mut held = Vec::new();
+        for col in &c.columns {
+            let After::Key(k) = &col.after else { continue };
+            let Some(target) = entity
+                .columns
+                .iter()
+                .find(|(name, _)| *name.get_ref() == col.column)
+                .and_then(|(_, spec)| spec.entity.as_ref())
+            else {
+                continue;
+            };
+            if let Some(why) = uncertain.get(&(target.get_ref().clone(), k.clone())) {
+                held.push(why.clone());
+            }
+        }
+        if !held.is_empty() && c.decision == Decision::Accepted {
+            c.decision = Decision::NeedsReview;
+        }
+        c.reasons.extend(held);
+    }
 }
 
 /// A change can be no surer than the inserts it needs: a reservation of a customer under review
