@@ -386,16 +386,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "no sources: give --stripe, --stripe-api, --calendar, --mail or --csv, or a config file that names them"
             );
             let loaded = match mapping.or(config.mapping.clone()) {
-                Some(path) => match Mapping::load(&path) {
-                    Ok(l) => Some(l),
-                    Err(MappingError::Invalid(problems)) => {
-                        for p in &problems {
-                            eprintln!("{p}");
-                        }
-                        anyhow::bail!("the mapping {} has errors; fix them first", path.display());
-                    }
-                    Err(e) => return Err(e.into()),
-                },
+                Some(path) => Some(load_mapping(&path)?),
                 None => {
                     if !cli.quiet {
                         eprintln!("no mapping: reading structure only (no patterns, no rules)");

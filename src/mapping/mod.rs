@@ -237,6 +237,19 @@ pub enum Transform {
 }
 
 impl Transform {
+    /// How a person writes themselves: names, emails, phones. Such values are chosen by vote
+    /// rather than recency, and never changed on an existing row without a person.
+    pub fn describes_a_person(self) -> bool {
+        matches!(
+            self,
+            Transform::Name
+                | Transform::FirstName
+                | Transform::LastName
+                | Transform::Email
+                | Transform::Phone
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Transform::Text => "text",

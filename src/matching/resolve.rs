@@ -134,17 +134,10 @@ fn pick(spec: &ColumnMap) -> Pick {
     if let Some(p) = &spec.pick {
         return *p.get_ref();
     }
-    let vote = matches!(
-        spec.transform.as_ref().map(|t| *t.get_ref()),
-        Some(
-            Transform::Name
-                | Transform::FirstName
-                | Transform::LastName
-                | Transform::Email
-                | Transform::Phone
-                | Transform::Text
-        )
-    );
+    let vote = spec
+        .transform
+        .as_ref()
+        .is_some_and(|t| t.get_ref().describes_a_person() || *t.get_ref() == Transform::Text);
     if vote {
         Pick::Vote
     } else {

@@ -11,7 +11,7 @@ use super::{
 use crate::baseline::{to_utc, Baseline};
 use crate::evidence::{Evidence, Value};
 use crate::mapping::transform::ColumnValue;
-use crate::mapping::{ColumnMap, Entity, Mapping, Transform};
+use crate::mapping::{ColumnMap, Entity, Mapping};
 use crate::matching::{
     Joined, Link, LinkedBy, Reconstructed, Reconstruction, Resolution, Resolved, Score,
 };
@@ -79,16 +79,10 @@ fn identity_column(entity: &Entity, column: &str, spec: &ColumnMap) -> bool {
         .iter()
         .any(|set| set.iter().any(|c| c.get_ref() == column))
         || spec.entity.is_some()
-        || matches!(
-            spec.transform.as_ref().map(|t| *t.get_ref()),
-            Some(
-                Transform::Name
-                    | Transform::FirstName
-                    | Transform::LastName
-                    | Transform::Email
-                    | Transform::Phone
-            )
-        )
+        || spec
+            .transform
+            .as_ref()
+            .is_some_and(|t| t.get_ref().describes_a_person())
 }
 
 fn explain_score(s: &Score) -> String {
