@@ -379,12 +379,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             list,
             format,
         } => {
-            let config = gapfill::config::Config::load(config.as_deref())?;
-            let inputs = sources.inputs(&config, cli.quiet);
-            anyhow::ensure!(
-                !inputs.is_empty(),
-                "no sources: give --stripe, --stripe-api, --calendar, --mail or --csv, or a config file that names them"
-            );
+            let (config, inputs) = config_and_inputs(config, sources, cli.quiet)?;
             let loaded = match mapping.or(config.mapping.clone()) {
                 Some(path) => Some(load_mapping(&path)?),
                 None => {
@@ -459,12 +454,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report,
             format,
         } => {
-            let config = gapfill::config::Config::load(config.as_deref())?;
-            let inputs = sources.inputs(&config, cli.quiet);
-            anyhow::ensure!(
-                !inputs.is_empty(),
-                "no sources: give --stripe, --stripe-api, --calendar, --mail or --csv, or a config file that names them"
-            );
+            let (config, inputs) = config_and_inputs(config, sources, cli.quiet)?;
             let mapping_path = mapping.or(config.mapping.clone()).context(
                 "no mapping: give --mapping FILE or a config file that names one (draft one with `gapfill init`)",
             )?;
@@ -675,6 +665,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The config file (`--config` or ./gapfill.toml) and the sources of a run, flags first.
+fn config_and_inputs(
+    config: Option<PathBuf>,
+    sources: SourceArgs,
+    quiet: bool,
+) -> anyhow::Result<(gapfill::config::Config, gapfill::sources::Inputs)> {
+    let config = gapfill::config::Config::load(config.as_deref())?;
+    let inputs = sources.inputs(&config, quiet);
+    anyhow::ensure!(
+        !inputs.is_empty(),
+        "no sources: give --stripe, --stripe-api, --calendar, --mail or --csv, or a config file that names them"
+    );
+    Ok((config, inputs))
 }
 
 fn load_mapping(path: &std::path::Path) -> anyhow::Result<mapping::Loaded> {

@@ -83,16 +83,7 @@ fn count(url: &str, table: &str) -> u64 {
 }
 
 fn plan(incident: &Path, url: &str, out: &Path) -> serde_json::Value {
-    gapfill_ok(&[
-        "plan",
-        "--quiet",
-        "--config",
-        incident.join("gapfill.toml").to_str().unwrap(),
-        "--db",
-        url,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    plan_incident(incident, url, out, &[]);
     serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
 }
 

@@ -100,16 +100,7 @@ fn killing_apply_on_sqlite() {
     let (dir, incident) = incident(51, 400, "low");
     let restored = incident.join("restored.db");
     let plan = dir.path().join("plan.json");
-    gapfill_ok(&[
-        "plan",
-        "--quiet",
-        "--config",
-        incident.join("gapfill.toml").to_str().unwrap(),
-        "--db",
-        &sqlite_url(&restored),
-        "--out",
-        plan.to_str().unwrap(),
-    ]);
+    plan_incident(&incident, &sqlite_url(&restored), &plan, &[]);
     let root = dir.path().to_path_buf();
     crash_test(&plan, |i| {
         let db = root.join(format!("run{i}.db"));
@@ -126,38 +117,13 @@ fn killing_apply_on_postgres() {
     let (dir, incident) = incident(52, 400, "low");
     let (template, _t) = postgres_db(&base, "crash", &incident.join("restored.postgres.sql"));
     let plan = dir.path().join("plan.json");
-    gapfill_ok(&[
-        "plan",
-        "--quiet",
-        "--config",
-        incident.join("gapfill.toml").to_str().unwrap(),
-        "--db",
-        &template,
-        "--out",
-        plan.to_str().unwrap(),
-    ]);
+    plan_incident(&incident, &template, &plan, &[]);
     let template_name = template.rsplit('/').next().unwrap().to_string();
-    let admin = format!("{base}/postgres");
     crash_test(&plan, |i| {
-        let name = format!("{template_name}_r{i}");
-        run(Command::new("psql").args([
-            admin.as_str(),
-            "-q",
-            "-c",
-            &format!("CREATE DATABASE {name} TEMPLATE {template_name}"),
-        ]));
-        let admin = admin.clone();
-        let drop_name = name.clone();
-        let guard = Dropper(Box::new(move || {
-            let _ = Command::new("psql")
-                .args([
-                    admin.as_str(),
-                    "-q",
-                    "-c",
-                    &format!("DROP DATABASE IF EXISTS {drop_name} WITH (FORCE)"),
-                ])
-                .output();
-        }));
-        (format!("{base}/{name}"), guard)
+        postgres_create(
+            &base,
+            &format!("{template_name}_r{i}"),
+            Some(&template_name),
+        )
     });
 }

@@ -93,18 +93,12 @@ fn the_page_filters_as_the_plan_counts_and_loads_nothing() {
     std::fs::copy(incident.join("restored.db"), &copy).unwrap();
     let plan_path = dir.path().join("plan.json");
     let page = dir.path().join("plan.html");
-    gapfill_ok(&[
-        "plan",
-        "--quiet",
-        "--config",
-        incident.join("gapfill.toml").to_str().unwrap(),
-        "--db",
+    plan_incident(
+        &incident,
         &sqlite_url(&copy),
-        "--out",
-        plan_path.to_str().unwrap(),
-        "--report",
-        page.to_str().unwrap(),
-    ]);
+        &plan_path,
+        &["--report", page.to_str().unwrap()],
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -178,16 +172,7 @@ fn customer_text_in_evidence_stays_text_in_the_browser() {
     let copy = dir.path().join("copy.db");
     std::fs::copy(incident.join("restored.db"), &copy).unwrap();
     let plan_path = dir.path().join("plan.json");
-    gapfill_ok(&[
-        "plan",
-        "--quiet",
-        "--config",
-        incident.join("gapfill.toml").to_str().unwrap(),
-        "--db",
-        &sqlite_url(&copy),
-        "--out",
-        plan_path.to_str().unwrap(),
-    ]);
+    plan_incident(&incident, &sqlite_url(&copy), &plan_path, &[]);
     // A customer whose name and a mail whose subject try to become markup.
     let hostile = [
         "<img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">",

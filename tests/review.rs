@@ -17,16 +17,7 @@ fn planned(seed: u64) -> (tempfile::TempDir, PathBuf) {
     let copy = dir.path().join("copy.db");
     std::fs::copy(incident.join("restored.db"), &copy).unwrap();
     let plan = dir.path().join("plan.json");
-    gapfill_ok(&[
-        "plan",
-        "--quiet",
-        "--config",
-        incident.join("gapfill.toml").to_str().unwrap(),
-        "--db",
-        &sqlite_url(&copy),
-        "--out",
-        plan.to_str().unwrap(),
-    ]);
+    plan_incident(&incident, &sqlite_url(&copy), &plan, &[]);
     (dir, plan)
 }
 

@@ -596,7 +596,7 @@ fn change_id(name: &str, op: Op, item: &Reconstructed, entity: &Entity) -> Strin
     }
     format!(
         "{}-{}",
-        &name[..name.len().min(4)],
+        name.chars().take(4).collect::<String>(),
         crate::evidence::stable_hash(basis.as_bytes())
     )
 }

@@ -45,6 +45,24 @@ pub fn incident(seed: u64, reservations: u64, noise: &str) -> (tempfile::TempDir
     (dir, out)
 }
 
+/// `gapfill plan` over an incident's sources against `db`, writing the plan to `out`; `extra`
+/// flags are passed on.
+pub fn plan_incident(incident: &Path, db: &str, out: &Path, extra: &[&str]) -> String {
+    let config = incident.join("gapfill.toml");
+    let mut args = vec![
+        "plan",
+        "--quiet",
+        "--config",
+        config.to_str().unwrap(),
+        "--db",
+        db,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    gapfill_ok(&args)
+}
+
 pub fn evaluate_json(truth: &Path, db: &str) -> serde_json::Value {
     let text = gapfill_ok(&[
         "evaluate",
@@ -118,19 +136,22 @@ pub fn mysql_parts(url: &str) -> (String, String, String) {
     (host.to_string(), port.to_string(), user.to_string())
 }
 
-/// A new PostgreSQL database on the test server with `sql` loaded, dropped when the guard goes.
-pub fn postgres_db(base: &str, tag: &str, sql: &Path) -> (String, Dropper) {
-    let name = unique_name(tag);
+/// A new PostgreSQL database `name` on the test server (a copy of `template` when given),
+/// dropped when the guard goes.
+pub fn postgres_create(base: &str, name: &str, template: Option<&str>) -> (String, Dropper) {
     let admin = format!("{base}/postgres");
+    let copy = template
+        .map(|t| format!(" TEMPLATE {t}"))
+        .unwrap_or_default();
     run(Command::new("psql").args([
         admin.as_str(),
         "-q",
         "-v",
         "ON_ERROR_STOP=1",
         "-c",
-        &format!("CREATE DATABASE {name}"),
+        &format!("CREATE DATABASE {name}{copy}"),
     ]));
-    let drop_name = name.clone();
+    let drop_name = name.to_string();
     let guard = Dropper(Box::new(move || {
         let _ = Command::new("psql")
             .args([
@@ -141,7 +162,12 @@ pub fn postgres_db(base: &str, tag: &str, sql: &Path) -> (String, Dropper) {
             ])
             .output();
     }));
-    let url = format!("{base}/{name}");
+    (format!("{base}/{name}"), guard)
+}
+
+/// A new PostgreSQL database on the test server with `sql` loaded, dropped when the guard goes.
+pub fn postgres_db(base: &str, tag: &str, sql: &Path) -> (String, Dropper) {
+    let (url, guard) = postgres_create(base, &unique_name(tag), None);
     run(Command::new("psql").args([
         url.as_str(),
         "-q",
