@@ -29,6 +29,8 @@ struct File {
     database: Option<String>,
     #[serde(default)]
     sources: SourcesFile,
+    #[serde(default)]
+    drift: DriftFile,
     /// What the simulator records about an incident it wrote; for people and `evaluate`.
     #[serde(default)]
     #[allow(dead_code)]
@@ -48,6 +50,13 @@ struct SourcesFile {
     mail: Paths,
     #[serde(default)]
     csv: Paths,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DriftFile {
+    /// The ignore file of known and accepted differences.
+    ignore: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +91,8 @@ pub struct Config {
     pub calendar: Vec<PathBuf>,
     pub mail: Vec<PathBuf>,
     pub csv: Vec<PathBuf>,
+    /// `gapfill drift`'s ignore file.
+    pub drift_ignore: Option<PathBuf>,
 }
 
 impl Config {
@@ -133,6 +144,7 @@ impl Config {
             calendar: file.sources.calendar.resolve(base),
             mail: file.sources.mail.resolve(base),
             csv: file.sources.csv.resolve(base),
+            drift_ignore: file.drift.ignore.map(|p| base.join(p)),
         })
     }
 }

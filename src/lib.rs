@@ -6,6 +6,7 @@ pub mod apply;
 pub mod baseline;
 pub mod config;
 pub mod dburl;
+pub mod drift;
 pub mod evaluate;
 pub mod evidence;
 pub mod mapping;

@@ -153,6 +153,34 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Report where the database and the evidence disagree, read-only: exit 0 when nothing
+    /// drifts, 2 when something does, 1 on error.
+    Drift {
+        /// The config file (mapping, database, sources, ignore file); ./gapfill.toml when present.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// The database to check, read-only: sqlite://PATH, postgres://… or mysql://…
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        db: Option<String>,
+        #[command(flatten)]
+        sources: SourceArgs,
+        /// Compare evidence from this instant, date or duration back ("7d", "36h"); by default
+        /// from the newest row's time less the mapping's overlap.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        /// Known and accepted differences to leave out (docs/drift.md); overrides the config's.
+        #[arg(long, value_name = "FILE")]
+        ignore: Option<PathBuf>,
+        /// Also write the plan that would fix what drifts, for `show`, `review` and `apply`.
+        #[arg(long, value_name = "PLAN")]
+        plan: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Apply a plan's accepted changes to the database, in one transaction.
     Apply {
         plan: PathBuf,
@@ -482,6 +510,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 inputs: &inputs,
                 since,
                 until,
+                drift: false,
                 progress: &mut progress,
             }))?
             .context("plan failed")?;
@@ -526,6 +555,103 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(if failed {
                 1
             } else if detailed_exitcode && changes {
+                2
+            } else {
+                0
+            }))
+        }
+        Command::Drift {
+            config,
+            mapping,
+            db,
+            sources,
+            since,
+            until,
+            ignore,
+            plan,
+            format,
+        } => {
+            let (config, inputs) = config_and_inputs(config, sources, cli.quiet)?;
+            let mapping_path = mapping.or(config.mapping.clone()).context(
+                "no mapping: give --mapping FILE or a config file that names one (draft one with `gapfill init`)",
+            )?;
+            let loaded = load_mapping(&mapping_path)?;
+            let url = db.or(config.database.clone()).context(
+                "no database: give --db URL, set DATABASE_URL, or name one in the config file",
+            )?;
+            // Read the ignore file first: a typo in it should not cost a whole run.
+            let rules = match ignore.or(config.drift_ignore.clone()) {
+                Some(path) => Some(gapfill::drift::ignore::Rules::load(&path)?),
+                None => None,
+            };
+            let now = chrono::Utc::now();
+            let since = parse_bound("since", since, now)?;
+            let until = parse_bound("until", until, now)?;
+            let show = !cli.quiet && std::io::stderr().is_terminal();
+            let spinner = show.then(|| {
+                let b = indicatif::ProgressBar::new_spinner();
+                b.enable_steady_tick(std::time::Duration::from_millis(120));
+                b
+            });
+            let mut progress = |stage: &str| {
+                if let Some(b) = &spinner {
+                    b.set_message(stage.to_string());
+                }
+            };
+            let outcome = block_on(gapfill::pipeline::run(gapfill::pipeline::Request {
+                mapping: &loaded,
+                url: &url,
+                inputs: &inputs,
+                since,
+                until,
+                drift: true,
+                progress: &mut progress,
+            }))?
+            .context("drift check failed")?;
+            if let Some(b) = spinner {
+                b.finish_and_clear();
+            }
+            let mut report = outcome.drift.context("the pipeline made no drift report")?;
+            if let Some(rules) = &rules {
+                rules.apply(&mut report);
+            }
+            if let Some(path) = &plan {
+                outcome.plan.write(path)?;
+            }
+            let fix = match &plan {
+                Some(path) => format!(
+                    "gapfill show {0}    (then `gapfill review {0}` and `gapfill apply {0}`)",
+                    path.display()
+                ),
+                None => format!(
+                    "gapfill drift … --since {}{} --plan drift-fix.json    (same mapping, database and sources)",
+                    report.window.since.as_deref().unwrap_or("…"),
+                    report
+                        .window
+                        .until
+                        .as_deref()
+                        .map(|u| format!(" --until {u}"))
+                        .unwrap_or_default()
+                ),
+            };
+            match format {
+                Format::Json => print(&report.to_json())?,
+                Format::Text => {
+                    if !cli.quiet {
+                        print(&gapfill::sources::report(
+                            &outcome.tallies,
+                            &outcome.window,
+                            &gapfill::evidence::Collected::default(),
+                            false,
+                        ))?;
+                    }
+                    print(&gapfill::drift::render::text(&report, Some(&fix)))?;
+                }
+            }
+            let failed = outcome.tallies.iter().any(|t| !t.errors.is_empty());
+            Ok(ExitCode::from(if failed {
+                1
+            } else if report.drifts() {
                 2
             } else {
                 0

@@ -11,7 +11,7 @@ use crate::evidence::{Collected, Window};
 use crate::mapping::{self, Loaded, Severity};
 use crate::plan::{self, Plan};
 use crate::sources::{self, Inputs, Tally};
-use crate::{matching, schema};
+use crate::{drift, matching, schema};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -34,6 +34,10 @@ pub struct Request<'a> {
     /// mapping's overlap.
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// A drift check: every evidence item in the window is compared with the live rows (none
+    /// is only "confirming" for being older than the newest row), and the outcome carries the
+    /// drift report.
+    pub drift: bool,
     /// Called with each stage's name as it starts.
     pub progress: &'a mut dyn FnMut(&str),
 }
@@ -43,6 +47,8 @@ pub struct Outcome {
     pub tallies: Vec<Tally>,
     pub window: Window,
     pub timings: Vec<(String, Duration)>,
+    /// The plan read as disagreements, when the request was a drift check.
+    pub drift: Option<drift::Report>,
 }
 
 /// Runs the pipeline and returns the plan; writes nothing anywhere.
@@ -98,15 +104,29 @@ pub async fn run(req: Request<'_>) -> Result<Outcome, PipelineError> {
         baseline: &base,
         evidence: &collected.evidence,
         window,
+        overlap_confirms_only: !req.drift,
     };
     let mut plan = plan::build(&ctx, &rec);
     plan.summary.skipped = collected.skipped.len() as u64;
+    let drift = req.drift.then(|| {
+        drift::build(
+            &drift::Context {
+                mapping: &req.mapping.mapping,
+                baseline: &base,
+                evidence: &collected.evidence,
+                reconstruction: &rec,
+            },
+            &plan,
+            collected.skipped.len() as u64,
+        )
+    });
     lap("planning", &mut timings, &mut stage);
     Ok(Outcome {
         plan,
         tallies,
         window,
         timings,
+        drift,
     })
 }
 

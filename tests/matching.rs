@@ -186,6 +186,7 @@ fn run_case(dir: &Path) -> String {
             baseline: &base,
             evidence: &evidence,
             window: Default::default(),
+            overlap_confirms_only: true,
         };
         gapfill::plan::build(&ctx, &rec)
     });

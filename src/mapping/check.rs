@@ -5,8 +5,8 @@
 use toml::Spanned;
 
 use super::{
-    parse_duration, ColumnMap, Entity, Locator, Mapping, Method, Name, NewKey, Problem, Severity,
-    Transform, SOURCE_KINDS,
+    parse_duration, ColumnMap, Entity, Fields, Locator, Mapping, Method, Name, NewKey, Problem,
+    Severity, Transform, SOURCE_KINDS,
 };
 use crate::schema::{Schema, Table, TypeClass};
 
@@ -176,6 +176,54 @@ fn entity_shape(r: &mut Report, name: &Name, e: &Entity, entities: &[&str]) {
                         z.get_ref()
                     ),
                 );
+            }
+        }
+        if let Some(from) = &c.from {
+            if let Fields::PerSource(m) = from.get_ref() {
+                for source in m.keys() {
+                    if !SOURCE_KINDS.contains(&source.as_str()) {
+                        r.error(
+                            from,
+                            format!(
+                                "\"{source}\" is not a source kind; `from` per source names {}",
+                                SOURCE_KINDS.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(z) = &c.zone_from {
+            let is_time = c
+                .transform
+                .as_ref()
+                .is_some_and(|t| matches!(t.get_ref(), Transform::Time | Transform::Date));
+            if !is_time {
+                r.error(
+                    z,
+                    "`zone_from` names the zone of a wall-clock time; it needs `transform = \"time\"` (or \"date\")".into(),
+                );
+            }
+        }
+        if let (Some(a), None) = (&c.advances, &c.values) {
+            r.error(
+                a,
+                "`advances` is a lifecycle between status values; it needs the column's `values` to say which they are".into(),
+            );
+        }
+        if let (Some(a), Some(v)) = (&c.advances, &c.values) {
+            for (from, to) in a.get_ref() {
+                for value in std::iter::once(from).chain(to) {
+                    if !v.get_ref().contains_key(value) {
+                        r.error(
+                            a,
+                            format!(
+                                "`advances` names \"{value}\", which is not one of the column's `values` ({})",
+                                v.get_ref().keys().cloned().collect::<Vec<_>>().join(", ")
+                            ),
+                        );
+                    }
+                }
             }
         }
         source_names(r, &c.precedence);

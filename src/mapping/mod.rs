@@ -131,6 +131,10 @@ pub struct ColumnMap {
     /// times are in. UTC when absent.
     #[serde(default)]
     pub zone: Option<Name>,
+    /// For `time`: the evidence field naming the IANA zone of a wall-clock value written without
+    /// an offset ("Return: 2026-08-31 14:00" in a desk calendar whose zone is Europe/Lisbon).
+    #[serde(default)]
+    pub zone_from: Option<Name>,
     /// Database value → the evidence words that mean it (status vocabularies).
     #[serde(default)]
     pub values: Option<Spanned<BTreeMap<String, Vec<String>>>>,
@@ -151,6 +155,11 @@ pub struct ColumnMap {
     /// when the evidence was made, not when an existing row was.
     #[serde(default)]
     pub insert_only: bool,
+    /// A status lifecycle: evidence value → the values a row moves on to without anyone writing
+    /// about it (a confirmed booking becomes completed). A row already holding one of them is not
+    /// contradicted by the older evidence, and is never set back.
+    #[serde(default)]
+    pub advances: Option<Spanned<BTreeMap<String, Vec<String>>>>,
     /// Written by `init`: a person has not confirmed this guess yet. `check` warns about each.
     #[serde(default)]
     pub guess: Option<Spanned<String>>,
@@ -162,13 +171,35 @@ pub struct ColumnMap {
 pub enum Fields {
     One(String),
     Many(Vec<String>),
+    /// Per source kind: `{ calendar = "return_local", mail = "ends_at" }`, when the same fact has
+    /// another field name in each source, or a field means something else in one of them (a
+    /// calendar event's end is the pickup slot's, not the return). Sources not named give nothing.
+    PerSource(BTreeMap<String, Box<Fields>>),
 }
 
 impl Fields {
+    /// Every field named, for any source.
     pub fn names(&self) -> Vec<&str> {
         match self {
             Fields::One(n) => vec![n.as_str()],
             Fields::Many(v) => v.iter().map(String::as_str).collect(),
+            Fields::PerSource(m) => {
+                let mut all: Vec<&str> = Vec::new();
+                for n in m.values().flat_map(|f| f.names()) {
+                    if !all.contains(&n) {
+                        all.push(n);
+                    }
+                }
+                all
+            }
+        }
+    }
+
+    /// The fields to read from evidence of `source`, most preferred first.
+    pub fn names_for(&self, source: &str) -> Vec<&str> {
+        match self {
+            Fields::PerSource(m) => m.get(source).map(|f| f.names()).unwrap_or_default(),
+            other => other.names(),
         }
     }
 }
@@ -195,6 +226,9 @@ pub struct Lookup {
 #[serde(rename_all = "snake_case")]
 pub enum Pick {
     Latest,
+    /// The newest statement from any source; precedence only decides between statements of the
+    /// same moment (a desk's later calendar edit over an older confirmation mail).
+    Newest,
     Earliest,
     Vote,
 }

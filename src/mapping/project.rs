@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+
 use super::transform::{self, ColumnValue};
 use super::{ColumnMap, Entity, Mapping};
 use crate::evidence::{Evidence, Value};
@@ -114,7 +116,7 @@ fn propose(spec: &ColumnMap, evidence: &Evidence) -> Result<Option<Proposed>, St
         return Ok(Some(Proposed::Constant(v.get_ref().clone())));
     }
     if let Some(l) = &spec.lookup {
-        let names = l.from.get_ref().names();
+        let names = l.from.get_ref().names_for(source);
         let Some((field, value)) = first_field(&names, evidence) else {
             return Ok(None);
         };
@@ -133,7 +135,7 @@ fn propose(spec: &ColumnMap, evidence: &Evidence) -> Result<Option<Proposed>, St
         // entity references and generated values are not the evidence's to give.
         return Ok(None);
     };
-    let names = from.get_ref().names();
+    let names = from.get_ref().names_for(source);
     if let Some(vocabulary) = &spec.values {
         // The first of the named fields whose word the vocabulary knows: a mail's `status` may
         // be schema.org's, its `kind` the booking system's.
@@ -172,6 +174,14 @@ fn propose(spec: &ColumnMap, evidence: &Evidence) -> Result<Option<Proposed>, St
         return Ok(None);
     };
     let zone = spec.zone.as_ref().and_then(|z| z.get_ref().parse().ok());
+    let localised;
+    let value = match (&spec.zone_from, value) {
+        (Some(zf), Value::Text(text)) => {
+            localised = Value::Time(local_time(text, zf.get_ref(), evidence)?);
+            &localised
+        }
+        _ => value,
+    };
     let value = match &spec.transform {
         Some(t) => transform::apply(*t.get_ref(), value, zone).map_err(|e| e.to_string())?,
         None => match value {
@@ -183,4 +193,34 @@ fn propose(spec: &ColumnMap, evidence: &Evidence) -> Result<Option<Proposed>, St
         },
     };
     Ok(Some(Proposed::Value { value, field }))
+}
+
+/// A wall-clock time written without an offset, read in the zone the evidence's `zone_field`
+/// names. A time the clocks skip (a DST gap) is an error, not a guess; of a time that happens
+/// twice, the first.
+fn local_time(text: &str, zone_field: &str, evidence: &Evidence) -> Result<DateTime<Utc>, String> {
+    let zone_name = evidence
+        .get(zone_field)
+        .map(|z| z.to_string())
+        .ok_or_else(|| {
+            format!("\"{text}\" has no offset and the evidence has no `{zone_field}` to read it in")
+        })?;
+    let zone: chrono_tz::Tz = zone_name
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{zone_field}` \"{zone_name}\" is not an IANA time zone"))?;
+    let t = text.trim();
+    let naive = [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
+    .ok_or_else(|| format!("\"{t}\" is not a date and time (YYYY-MM-DD HH:MM)"))?;
+    zone.from_local_datetime(&naive)
+        .earliest()
+        .map(|l| l.with_timezone(&Utc))
+        .ok_or_else(|| format!("\"{t}\" does not exist in {zone_name}: the clocks skip it"))
 }

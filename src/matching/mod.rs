@@ -67,6 +67,18 @@ pub struct Reconstructed {
     pub confidence: f64,
     /// Why a person should look before this is applied.
     pub review: Vec<String>,
+    /// Existing rows it fits, when it fits several and so was linked to none.
+    pub could_be: Vec<String>,
+    /// Whether its identifiers, not only its resemblance, point at each of `could_be`: the rows
+    /// are then likely one thing recorded twice.
+    pub could_be_by_identifier: bool,
+}
+
+/// Why a group of evidence was not linked to an existing row it fits.
+struct Unlinked {
+    why: String,
+    rows: Vec<String>,
+    by_identifier: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -750,7 +762,7 @@ fn reconstruct_entity(
     // Two groups of evidence linked to the same existing row are that one row: their members
     // join the first group.
     let mut first_for_key: HashMap<String, usize> = HashMap::new();
-    let mut merged: Vec<(Vec<Member>, Result<Link, String>)> = Vec::with_capacity(clusters.len());
+    let mut merged: Vec<(Vec<Member>, Result<Link, Unlinked>)> = Vec::with_capacity(clusters.len());
     for (members, link) in clusters.into_iter().zip(links) {
         if let Ok(Link::Existing { key, .. }) = &link {
             if let Some(&into) = first_for_key.get(key) {
@@ -781,11 +793,11 @@ fn reconstruct_entity(
                 }
             }
         }
-        let link = match link {
-            Ok(l) => l,
-            Err(why) => {
-                review_reasons.push(why);
-                Link::New
+        let (link, could_be, could_be_by_identifier) = match link {
+            Ok(l) => (l, Vec::new(), false),
+            Err(u) => {
+                review_reasons.push(u.why);
+                (Link::New, u.rows, u.by_identifier)
             }
         };
         if let Link::Existing {
@@ -808,6 +820,8 @@ fn reconstruct_entity(
             columns: BTreeMap::new(),
             confidence,
             review: review_reasons,
+            could_be,
+            could_be_by_identifier,
         });
     }
     (
@@ -1020,7 +1034,7 @@ fn link_all(
     compares: &[Compare],
     weights: &[FieldWeights],
     prior: f64,
-) -> Vec<Result<Link, String>> {
+) -> Vec<Result<Link, Unlinked>> {
     let Some(rows) = rows else {
         return clusters.iter().map(|_| Ok(Link::New)).collect();
     };
@@ -1082,11 +1096,15 @@ fn link_all(
                 .keys()
                 .map(|&r| rows.rows[r][key_col].as_deref().unwrap_or("?").to_string())
                 .collect();
-            out.push(Err(format!(
-                "its identifiers point at {} different existing rows ({}); a person must say which",
-                keys.len(),
-                keys.join(", ")
-            )));
+            out.push(Err(Unlinked {
+                why: format!(
+                    "its identifiers point at {} different existing rows ({}); a person must say which",
+                    keys.len(),
+                    keys.join(", ")
+                ),
+                rows: keys,
+                by_identifier: true,
+            }));
             continue;
         }
         if let Some((&r, k)) = found.iter().next() {
@@ -1144,11 +1162,19 @@ fn link_all(
             .map_or(0.6, |m| *m.review.get_ref());
         match scored.first() {
             Some((_, s)) if ambiguous(s, review).is_some() => {
-                out.push(Err(format!(
-                    "it resembles {} existing rows about equally (best {:.3}); a person must say whether it is one of them",
-                    scored.len(),
-                    s.probability
-                )));
+                out.push(Err(Unlinked {
+                    why: format!(
+                        "it resembles {} existing rows about equally (best {:.3}); a person must say whether it is one of them",
+                        scored.len(),
+                        s.probability
+                    ),
+                    rows: scored
+                        .iter()
+                        .take(2)
+                        .map(|(r, _)| rows.rows[*r][key_col].as_deref().unwrap_or("?").to_string())
+                        .collect(),
+                    by_identifier: false,
+                }));
             }
             Some((r, s)) if s.probability >= review => {
                 let s = s.clone();

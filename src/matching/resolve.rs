@@ -165,7 +165,7 @@ fn choose(mut cands: Vec<Candidate>, pick: Pick) -> Option<Resolved> {
         groups.entry(resolution_text(&c.value)).or_default().push(i);
     }
     let top: Vec<usize> = (0..cands.len())
-        .filter(|&i| cands[i].rank == best_rank)
+        .filter(|&i| pick == Pick::Newest || cands[i].rank == best_rank)
         .collect();
     let chosen_text = if vote {
         let mut tally: BTreeMap<String, (bool, usize, Option<DateTime<Utc>>)> = BTreeMap::new();
@@ -189,6 +189,7 @@ fn choose(mut cands: Vec<Candidate>, pick: Pick) -> Option<Resolved> {
             cands[a]
                 .at
                 .cmp(&cands[b].at)
+                .then(cands[b].rank.cmp(&cands[a].rank))
                 .then(cands[b].evidence.cmp(&cands[a].evidence))
         };
         let found = if pick == Pick::Earliest {
@@ -206,13 +207,17 @@ fn choose(mut cands: Vec<Candidate>, pick: Pick) -> Option<Resolved> {
     let chosen = groups.get(&chosen_text)?.clone();
     let value = cands[chosen[0]].value.clone();
     let mut conflict = None;
-    if pick == Pick::Latest {
+    if matches!(pick, Pick::Latest | Pick::Newest) {
         // Two statements from the best source at the same moment that disagree: no rule decides.
         let at = chosen.iter().map(|&i| cands[i].at).max().flatten();
+        let rank = chosen.iter().map(|&i| cands[i].rank).min();
         let rivals: Vec<String> = top
             .iter()
             .filter(|&&i| {
-                cands[i].at == at && at.is_some() && resolution_text(&cands[i].value) != chosen_text
+                cands[i].at == at
+                    && at.is_some()
+                    && Some(cands[i].rank) == rank
+                    && resolution_text(&cands[i].value) != chosen_text
             })
             .map(|&i| resolution_text(&cands[i].value))
             .collect();

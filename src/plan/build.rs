@@ -25,6 +25,10 @@ pub struct Context<'a> {
     pub baseline: &'a Baseline,
     pub evidence: &'a [Evidence],
     pub window: crate::evidence::Window,
+    /// Recovery: evidence from before the restore point confirms a row and never changes it (it
+    /// may be older than the row). A drift check compares a live database with all the window's
+    /// evidence, so it turns this off.
+    pub overlap_confirms_only: bool,
 }
 
 fn instant(t: DateTime<Utc>) -> String {
@@ -70,6 +74,40 @@ fn same_value(before: Option<&str>, after: &After, spec: &ColumnMap) -> bool {
     }
 }
 
+/// Whether the evidence's value says nothing new about the row: the same value, an earlier
+/// stage of a lifecycle the row has moved on from (`advances`), or the row's international phone
+/// number written the local way.
+fn agrees(before: Option<&str>, after: &After, spec: &ColumnMap) -> bool {
+    if same_value(before, after, spec) {
+        return true;
+    }
+    let (Some(b), After::Text(a)) = (before, after) else {
+        return false;
+    };
+    if let Some(advances) = &spec.advances {
+        if advances
+            .get_ref()
+            .get(a.as_str())
+            .is_some_and(|later| later.iter().any(|l| l == b))
+        {
+            return true;
+        }
+    }
+    let is_phone = spec
+        .transform
+        .as_ref()
+        .is_some_and(|t| *t.get_ref() == crate::mapping::Transform::Phone);
+    if is_phone && b.starts_with('+') && !a.trim_start().starts_with('+') {
+        // "0152 94249194" is "+49 152 94249194" without its country code: the national number
+        // less its trunk zero ends the international one.
+        let national: String = a.chars().filter(char::is_ascii_digit).collect();
+        let national = national.trim_start_matches('0');
+        let full: String = b.chars().filter(char::is_ascii_digit).collect();
+        return national.len() >= 6 && full.ends_with(national);
+    }
+    false
+}
+
 /// Columns that say who or what a row is rather than what happened to it: natural keys,
 /// references to other entities, and people's names, emails and phones. On an existing row a
 /// change to one of them is never made without a person.
@@ -110,11 +148,17 @@ fn explain_score(s: &Score) -> String {
     )
 }
 
-fn evidence_id(i: usize) -> String {
+pub(crate) fn evidence_id(i: usize) -> String {
     format!("e{}", i + 1)
 }
 
 fn evidence_ref(e: &Evidence) -> EvidenceRef {
+    evidence_ref_with(e, false)
+}
+
+/// `all_fields`: keep free text such as a charge's description, which plans leave out for size
+/// but a drift report's ignore rules may select on.
+pub(crate) fn evidence_ref_with(e: &Evidence, all_fields: bool) -> EvidenceRef {
     EvidenceRef {
         source: e.provenance.source.as_str().to_string(),
         origin: e.provenance.origin.clone(),
@@ -125,7 +169,7 @@ fn evidence_ref(e: &Evidence) -> EvidenceRef {
         fields: e
             .fields
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "description"))
+            .filter(|(k, _)| all_fields || !matches!(k.as_str(), "description"))
             .map(|(k, v)| {
                 let text = match v {
                     Value::Money { minor, currency } => format!(
@@ -302,12 +346,13 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
                         };
                         // Evidence from before the restore point (the overlap) may be older than
                         // the row: it confirms, it does not change.
-                        let fresh = res.evidence.iter().any(|&i| {
-                            ctx.evidence[i]
-                                .observed_at
-                                .zip(restore_point)
-                                .is_none_or(|(at, rp)| at >= rp)
-                        });
+                        let fresh = !ctx.overlap_confirms_only
+                            || res.evidence.iter().any(|&i| {
+                                ctx.evidence[i]
+                                    .observed_at
+                                    .zip(restore_point)
+                                    .is_none_or(|(at, rp)| at >= rp)
+                            });
                         if !fresh {
                             continue;
                         }
@@ -321,7 +366,7 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
                             Resolution::Unresolved(_) => continue,
                         };
                         let before = rows.column_index(col).and_then(|i| row[i].as_deref());
-                        if same_value(before, &after, spec) {
+                        if agrees(before, &after, spec) {
                             continue;
                         }
                         let change = ColumnChange {

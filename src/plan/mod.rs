@@ -18,6 +18,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use build::{build, Context};
+pub(crate) use build::{evidence_id, evidence_ref_with};
 
 pub const FORMAT: &str = "gapfill-plan";
 pub const VERSION: u32 = 1;

@@ -255,6 +255,10 @@ fn write_config(path: &Path, opts: &Options, world: &World) -> Result<()> {
          calendar = \"evidence/calendar\"\n\
          mail = \"evidence/mail/bookings.mbox\"\n\
          \n\
+         # Differences the business knows of and accepts, left out of `gapfill drift`.\n\
+         [drift]\n\
+         ignore = \"drift-ignore.toml\"\n\
+         \n\
          [incident]\n\
          truth = \"truth.db\"\n\
          manifest = \"manifest.csv\"\n\
@@ -272,8 +276,36 @@ fn write_config(path: &Path, opts: &Options, world: &World) -> Result<()> {
         rp = world.restore_point.format("%Y-%m-%dT%H:%M:%SZ"),
         at = world.incident_at.format("%Y-%m-%dT%H:%M:%SZ"),
     );
-    write_file(path, text.as_bytes())
+    write_file(path, text.as_bytes())?;
+    write_file(
+        &path.with_file_name("drift-ignore.toml"),
+        DRIFT_IGNORE.as_bytes(),
+    )
 }
+
+/// The simulated business's accepted differences: its Stripe account takes payments that are not
+/// for a booking, and its payments table records only bookings' payments.
+const DRIFT_IGNORE: &str = r#"# Known and accepted differences between the database and the evidence, for `gapfill drift`
+# (docs/drift.md). Each rule says why.
+
+[[ignore]]
+reason = "gift vouchers are sold through Stripe; the payments table holds only bookings' payments"
+kind = "missing"
+table = "payments"
+where = { description = "Gift voucher" }
+
+[[ignore]]
+reason = "traffic fine fees are charged through Stripe, not recorded as booking payments"
+kind = "missing"
+table = "payments"
+where = { description = "Traffic fine administration fee" }
+
+[[ignore]]
+reason = "test charges of the card terminal"
+kind = "missing"
+table = "payments"
+where = { description = "Test charge" }
+"#;
 
 /// What `simulate` wrote, for people.
 pub fn summary_text(s: &Summary, elapsed: std::time::Duration) -> String {
