@@ -226,9 +226,12 @@ impl Rule {
             }
         }
         if let Some(id) = &self.evidence {
-            let named = items
-                .iter()
-                .any(|e| e.locator.split_whitespace().any(|t| trim_brackets(t) == id));
+            // The whole locator ("line 12 uid …") or one of its words: a Stripe id, a
+            // Message-ID, a calendar UID.
+            let named = items.iter().any(|e| {
+                trim_brackets(&e.locator) == id
+                    || e.locator.split_whitespace().any(|t| trim_brackets(t) == id)
+            });
             if !named {
                 return false;
             }

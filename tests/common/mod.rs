@@ -203,3 +203,4 @@ pub fn mysql_db(base: &str, tag: &str, sql: &Path) -> (String, Dropper) {
     run(client().arg(&name).stdin(dump));
     (format!("{base}/{name}"), guard)
 }
+pub mod cases;
