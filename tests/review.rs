@@ -53,6 +53,15 @@ fn needing_review(plan: &Path) -> Vec<String> {
             .find(|c| c["op"] == "update" && c["decision"] == "accepted")
             .expect("the plan has an accepted update");
         c["decision"] = "needs_review".into();
+        let (table, op) = (
+            c["table"].as_str().unwrap().to_string(),
+            format!("{}s", c["op"].as_str().unwrap()),
+        );
+        // The summary counts what the changes say, as a plan's always does.
+        let counts = &mut v["summary"]["tables"][&table][&op];
+        let accepted = counts["accepted"].as_u64().unwrap();
+        counts["accepted"] = (accepted - 1).into();
+        counts["needs_review"] = (counts["needs_review"].as_u64().unwrap_or(0) + 1).into();
         write(plan, &v);
     }
     ids(&read(plan))
