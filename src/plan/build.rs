@@ -11,7 +11,7 @@ use super::{
 use crate::baseline::{to_utc, Baseline};
 use crate::evidence::{Evidence, Value};
 use crate::mapping::transform::ColumnValue;
-use crate::mapping::{ColumnMap, Entity, Mapping};
+use crate::mapping::{ColumnMap, Entity, Mapping, Transform};
 use crate::matching::{
     Joined, Link, LinkedBy, Reconstructed, Reconstruction, Resolution, Resolved, Score,
 };
@@ -93,10 +93,18 @@ fn agrees(before: Option<&str>, after: &After, spec: &ColumnMap) -> bool {
             return true;
         }
     }
-    let is_phone = spec
-        .transform
-        .as_ref()
-        .is_some_and(|t| *t.get_ref() == crate::mapping::Transform::Phone);
+    let transform = spec.transform.as_ref().map(|t| *t.get_ref());
+    if matches!(
+        transform,
+        Some(Transform::Name | Transform::FirstName | Transform::LastName)
+    ) {
+        // "Soren Dubois" is "Søren Dubois" typed without the accent: the row keeps its spelling.
+        use crate::matching::normalize::name_tokens;
+        if name_tokens(a) == name_tokens(b) && a.is_ascii() && !b.is_ascii() {
+            return true;
+        }
+    }
+    let is_phone = transform == Some(Transform::Phone);
     if is_phone && b.starts_with('+') && !a.trim_start().starts_with('+') {
         // "0152 94249194" is "+49 152 94249194" without its country code: the national number
         // less its trunk zero ends the international one.
