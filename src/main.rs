@@ -483,40 +483,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let (config, inputs) = config_and_inputs(config, sources, cli.quiet)?;
-            let mapping_path = mapping.or(config.mapping.clone()).context(
-                "no mapping: give --mapping FILE or a config file that names one (draft one with `gapfill init`)",
-            )?;
-            let loaded = load_mapping(&mapping_path)?;
-            let url = db.or(config.database.clone()).context(
-                "no database: give --db URL, set DATABASE_URL, or name one in the config file",
-            )?;
-            let now = chrono::Utc::now();
-            let since = parse_bound("since", since, now)?;
-            let until = parse_bound("until", until, now)?;
-            let show = !cli.quiet && std::io::stderr().is_terminal();
-            let spinner = show.then(|| {
-                let b = indicatif::ProgressBar::new_spinner();
-                b.enable_steady_tick(std::time::Duration::from_millis(120));
-                b
-            });
-            let mut progress = |stage: &str| {
-                if let Some(b) = &spinner {
-                    b.set_message(stage.to_string());
-                }
-            };
-            let outcome = block_on(gapfill::pipeline::run(gapfill::pipeline::Request {
-                mapping: &loaded,
-                url: &url,
+            let run = Run {
+                config: &config,
                 inputs: &inputs,
+                mapping,
+                db,
                 since,
                 until,
-                drift: false,
-                progress: &mut progress,
-            }))?
-            .context("plan failed")?;
-            if let Some(b) = spinner {
-                b.finish_and_clear();
-            }
+                quiet: cli.quiet,
+            };
+            let outcome = run_pipeline(run, false)?;
             outcome.plan.write(&out)?;
             if let Some(report) = &report {
                 let page = gapfill::plan::html::html(&outcome.plan);
@@ -572,45 +548,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let (config, inputs) = config_and_inputs(config, sources, cli.quiet)?;
-            let mapping_path = mapping.or(config.mapping.clone()).context(
-                "no mapping: give --mapping FILE or a config file that names one (draft one with `gapfill init`)",
-            )?;
-            let loaded = load_mapping(&mapping_path)?;
-            let url = db.or(config.database.clone()).context(
-                "no database: give --db URL, set DATABASE_URL, or name one in the config file",
-            )?;
             // Read the ignore file first: a typo in it should not cost a whole run.
             let rules = match ignore.or(config.drift_ignore.clone()) {
                 Some(path) => Some(gapfill::drift::ignore::Rules::load(&path)?),
                 None => None,
             };
-            let now = chrono::Utc::now();
-            let since = parse_bound("since", since, now)?;
-            let until = parse_bound("until", until, now)?;
-            let show = !cli.quiet && std::io::stderr().is_terminal();
-            let spinner = show.then(|| {
-                let b = indicatif::ProgressBar::new_spinner();
-                b.enable_steady_tick(std::time::Duration::from_millis(120));
-                b
-            });
-            let mut progress = |stage: &str| {
-                if let Some(b) = &spinner {
-                    b.set_message(stage.to_string());
-                }
-            };
-            let outcome = block_on(gapfill::pipeline::run(gapfill::pipeline::Request {
-                mapping: &loaded,
-                url: &url,
+            let run = Run {
+                config: &config,
                 inputs: &inputs,
+                mapping,
+                db,
                 since,
                 until,
-                drift: true,
-                progress: &mut progress,
-            }))?
-            .context("drift check failed")?;
-            if let Some(b) = spinner {
-                b.finish_and_clear();
-            }
+                quiet: cli.quiet,
+            };
+            let outcome = run_pipeline(run, true)?;
             let mut report = outcome.drift.context("the pipeline made no drift report")?;
             if let Some(rules) = &rules {
                 rules.apply(&mut report);
@@ -806,6 +758,62 @@ fn config_and_inputs(
         "no sources: give --stripe, --stripe-api, --calendar, --mail or --csv, or a config file that names them"
     );
     Ok((config, inputs))
+}
+
+/// What `plan` and `drift` run the pipeline on: the config and sources, and the flags that
+/// override the config.
+struct Run<'a> {
+    config: &'a gapfill::config::Config,
+    inputs: &'a gapfill::sources::Inputs,
+    mapping: Option<PathBuf>,
+    db: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    quiet: bool,
+}
+
+/// Runs the pipeline (`drift`: as a drift check) with a spinner per stage on a terminal.
+fn run_pipeline(run: Run, drift: bool) -> anyhow::Result<gapfill::pipeline::Outcome> {
+    let mapping_path = run.mapping.or(run.config.mapping.clone()).context(
+        "no mapping: give --mapping FILE or a config file that names one (draft one with `gapfill init`)",
+    )?;
+    let loaded = load_mapping(&mapping_path)?;
+    let url = run
+        .db
+        .or(run.config.database.clone())
+        .context("no database: give --db URL, set DATABASE_URL, or name one in the config file")?;
+    let now = chrono::Utc::now();
+    let since = parse_bound("since", run.since, now)?;
+    let until = parse_bound("until", run.until, now)?;
+    let show = !run.quiet && std::io::stderr().is_terminal();
+    let spinner = show.then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        b
+    });
+    let mut progress = |stage: &str| {
+        if let Some(b) = &spinner {
+            b.set_message(stage.to_string());
+        }
+    };
+    let outcome = block_on(gapfill::pipeline::run(gapfill::pipeline::Request {
+        mapping: &loaded,
+        url: &url,
+        inputs: run.inputs,
+        since,
+        until,
+        drift,
+        progress: &mut progress,
+    }))?
+    .context(if drift {
+        "drift check failed"
+    } else {
+        "plan failed"
+    })?;
+    if let Some(b) = spinner {
+        b.finish_and_clear();
+    }
+    Ok(outcome)
 }
 
 fn load_mapping(path: &std::path::Path) -> anyhow::Result<mapping::Loaded> {

@@ -48,35 +48,7 @@ fn sql(url: &str, script: &str) {
 }
 
 fn count(url: &str, table: &str) -> u64 {
-    let out = if let Some(path) = url.strip_prefix("sqlite://") {
-        Command::new("sqlite3")
-            .args([path, &format!("SELECT count(*) FROM {table}")])
-            .output()
-    } else if url.starts_with("postgres://") {
-        Command::new("psql")
-            .args([url, "-tAc", &format!("SELECT count(*) FROM {table}")])
-            .output()
-    } else {
-        let (host, port, user) = mysql_parts(url.rsplit_once('/').unwrap().0);
-        let db = url.rsplit('/').next().unwrap();
-        Command::new("mariadb")
-            .args([
-                "--protocol=tcp",
-                "-h",
-                &host,
-                "-P",
-                &port,
-                "-u",
-                &user,
-                "-N",
-                db,
-                "-e",
-            ])
-            .arg(format!("SELECT count(*) FROM {table}"))
-            .output()
-    }
-    .expect("client runs");
-    String::from_utf8_lossy(&out.stdout)
+    query(url, &format!("SELECT count(*) FROM {table}"))
         .trim()
         .parse()
         .unwrap_or(0)

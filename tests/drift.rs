@@ -17,47 +17,7 @@ fn root() -> PathBuf {
 }
 
 fn report_of(dir: &Path) -> Report {
-    let mapping_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/car-rental.toml");
-    let loaded = gapfill::mapping::Mapping::load(&mapping_path).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let url = cases::restored_db(dir, tmp.path());
-    let evidence = cases::evidence(dir);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut report = rt.block_on(async {
-        let mut conn = gapfill::dburl::connect_read_only(&url).await.unwrap();
-        let schema = gapfill::schema::introspect(&mut conn, gapfill::dburl::Dialect::Sqlite)
-            .await
-            .unwrap();
-        let base = gapfill::baseline::load(&mut conn, &schema, &loaded.mapping, &mut |_, _| {})
-            .await
-            .unwrap();
-        let rec = gapfill::matching::reconstruct(&loaded.mapping, &evidence, &base);
-        let plan = gapfill::plan::build(
-            &gapfill::plan::Context {
-                mapping: &loaded.mapping,
-                mapping_hash: &loaded.hash,
-                schema: &schema,
-                baseline: &base,
-                evidence: &evidence,
-                window: Default::default(),
-                overlap_confirms_only: false,
-            },
-            &rec,
-        );
-        drift::build(
-            &drift::Context {
-                mapping: &loaded.mapping,
-                baseline: &base,
-                evidence: &evidence,
-                reconstruction: &rec,
-            },
-            &plan,
-            0,
-        )
-    });
+    let mut report = cases::run(dir, true).1.expect("a drift report");
     let ignore = dir.join("ignore.toml");
     if ignore.exists() {
         drift::ignore::Rules::load(&ignore)
@@ -299,39 +259,10 @@ fn the_truth_agrees_and_the_restored_backup_drifts() {
 
 /// A digest of every table's rows, read with the database's own client.
 fn contents(url: &str, tables: &[&str]) -> String {
-    let mut all = String::new();
-    for t in tables {
-        let q = format!("SELECT * FROM {t} ORDER BY 1");
-        let out = if let Some(path) = url.strip_prefix("sqlite://") {
-            Command::new("sqlite3").args([path, &q]).output()
-        } else if url.starts_with("postgres://") {
-            Command::new("psql").args([url, "-tAc", &q]).output()
-        } else {
-            let (host, port, user) = mysql_parts(url.rsplit_once('/').unwrap().0);
-            let db = url.rsplit('/').next().unwrap();
-            Command::new("mariadb")
-                .args([
-                    "--protocol=tcp",
-                    "-h",
-                    &host,
-                    "-P",
-                    &port,
-                    "-u",
-                    &user,
-                    "-N",
-                ])
-                .args([db, "-e", &q])
-                .output()
-        }
-        .expect("the client runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        all.push_str(&String::from_utf8_lossy(&out.stdout));
-    }
-    all
+    tables
+        .iter()
+        .map(|t| query(url, &format!("SELECT * FROM {t} ORDER BY 1")))
+        .collect()
 }
 
 const TABLES: [&str; 5] = [

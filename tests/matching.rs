@@ -59,36 +59,7 @@ fn render(plan: &Plan) -> String {
 }
 
 fn run_case(dir: &Path) -> String {
-    let mapping_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/car-rental.toml");
-    let loaded = gapfill::mapping::Mapping::load(&mapping_path).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let url = common::cases::restored_db(dir, tmp.path());
-    let evidence = common::cases::evidence(dir);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let plan = rt.block_on(async {
-        let mut conn = gapfill::dburl::connect_read_only(&url).await.unwrap();
-        let schema = gapfill::schema::introspect(&mut conn, gapfill::dburl::Dialect::Sqlite)
-            .await
-            .unwrap();
-        let base = gapfill::baseline::load(&mut conn, &schema, &loaded.mapping, &mut |_, _| {})
-            .await
-            .unwrap();
-        let rec = gapfill::matching::reconstruct(&loaded.mapping, &evidence, &base);
-        let ctx = gapfill::plan::Context {
-            mapping: &loaded.mapping,
-            mapping_hash: &loaded.hash,
-            schema: &schema,
-            baseline: &base,
-            evidence: &evidence,
-            window: Default::default(),
-            overlap_confirms_only: true,
-        };
-        gapfill::plan::build(&ctx, &rec)
-    });
-    render(&plan)
+    render(&common::cases::run(dir, false).0)
 }
 
 #[test]

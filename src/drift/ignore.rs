@@ -162,6 +162,7 @@ impl Rules {
     pub fn apply(&self, report: &mut Report) {
         let mut used = vec![false; self.rules.len()];
         let mut kept = Vec::with_capacity(report.findings.len());
+        let mut ignored: Vec<(usize, super::Finding)> = Vec::new();
         for mut f in std::mem::take(&mut report.findings) {
             let items: Vec<&EvidenceRef> = f
                 .evidence
@@ -193,13 +194,19 @@ impl Rules {
                 }
             }
             match silenced_by {
-                Some(n) => report.ignored.push(Ignored {
-                    finding: f,
-                    rule: self.rules[n].label.clone(),
-                }),
+                Some(n) => ignored.push((n, f)),
                 None => kept.push(f),
             }
         }
+        // In the ignore file's order, so the report groups them by rule as the file does.
+        ignored.sort_by_key(|(n, _)| *n);
+        report.ignored = ignored
+            .into_iter()
+            .map(|(n, finding)| Ignored {
+                finding,
+                rule: self.rules[n].label.clone(),
+            })
+            .collect();
         report.findings = kept;
         report.unused_rules = self
             .rules

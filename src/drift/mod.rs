@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::Baseline;
+use crate::baseline::{Baseline, Rows};
 use crate::evidence::Evidence;
 use crate::mapping::Mapping;
 use crate::matching::Reconstruction;
@@ -153,6 +153,8 @@ pub fn build(ctx: &Context, plan: &Plan, skipped: u64) -> Report {
             }
         }
     }
+    // Existing rows by key, per entity, built when a finding first needs one.
+    let mut row_index: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
     let mut by_id: BTreeMap<String, Finding> = BTreeMap::new();
     for change in &plan.changes {
         let id = finding_id(&change.id).to_string();
@@ -200,7 +202,14 @@ pub fn build(ctx: &Context, plan: &Plan, skipped: u64) -> Report {
                 }
                 Op::Update => {
                     let key = change.key.clone().unwrap_or_default();
-                    let label = row_label(ctx.baseline, &change.entity, &key, &natural)
+                    let row = ctx.baseline.entities.get(&change.entity).and_then(|rows| {
+                        let index = row_index
+                            .entry(change.entity.as_str())
+                            .or_insert_with(|| crate::matching::index_rows(rows));
+                        Some((rows, &rows.rows[*index.get(key.as_str())?]))
+                    });
+                    let label = row
+                        .and_then(|(rows, row)| row_label(rows, row, &key, &natural))
                         .unwrap_or_else(|| format!("{} {key}", change.key_column));
                     (Kind::Contradicted, vec![key], label)
                 }
@@ -320,16 +329,11 @@ fn label_of<'a>(values: impl Iterator<Item = (&'a str, String)>) -> Option<Strin
 
 /// An existing row's natural key values, as the baseline holds them, and its key.
 fn row_label(
-    baseline: &Baseline,
-    entity: &str,
+    rows: &Rows,
+    row: &[Option<Box<str>>],
     key: &str,
     natural: &BTreeSet<&str>,
 ) -> Option<String> {
-    let rows = baseline.entities.get(entity)?;
-    let row = rows
-        .rows
-        .iter()
-        .find(|r| r.first().and_then(|k| k.as_deref()) == Some(key))?;
     let key_name = rows.columns.first().cloned().unwrap_or_default();
     let mut parts = vec![(key_name.as_str(), key.to_string())];
     for (i, c) in rows.columns.iter().enumerate().skip(1) {

@@ -44,24 +44,14 @@ pub fn text(report: &Report, fix: Option<&str>) -> String {
         );
     }
     if !report.ignored.is_empty() {
-        // In the ignore file's order: labels are `file:line (reason)`.
-        let line = |rule: &str| -> (String, u64) {
-            let (file, rest) = rule.split_once(':').unwrap_or((rule, ""));
-            let n = rest
-                .split(' ')
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            (file.to_string(), n)
-        };
+        // `ignored` is in the ignore file's order.
         let mut by_rule: Vec<(&str, usize)> = Vec::new();
         for i in &report.ignored {
-            match by_rule.iter_mut().find(|(r, _)| *r == i.rule) {
-                Some((_, n)) => *n += 1,
-                None => by_rule.push((i.rule.as_str(), 1)),
+            match by_rule.last_mut() {
+                Some((r, n)) if *r == i.rule => *n += 1,
+                _ => by_rule.push((i.rule.as_str(), 1)),
             }
         }
-        by_rule.sort_by_key(|(r, _)| line(r));
         let _ = writeln!(out, "\nignored as accepted:");
         for (rule, n) in by_rule {
             let _ = writeln!(out, "  {n:>5}  {rule}");

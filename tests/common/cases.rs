@@ -7,7 +7,9 @@
 
 use std::path::Path;
 
+use gapfill::drift::Report;
 use gapfill::evidence::{Evidence, Provenance, SourceKind, Value};
+use gapfill::plan::Plan;
 
 /// Splits a line into words, keeping "quoted text" together.
 pub fn words(line: &str) -> Vec<String> {
@@ -117,4 +119,53 @@ pub fn restored_db(dir: &Path, tmp: &Path) -> String {
 pub fn evidence(dir: &Path) -> Vec<Evidence> {
     let path = dir.join("evidence.txt");
     parse_evidence(&path, &std::fs::read_to_string(&path).unwrap())
+}
+
+/// Plans the case with the reference mapping through the library, as `plan` does, or as `drift`
+/// does (every item may change a row, and the findings come too).
+pub fn run(dir: &Path, drift: bool) -> (Plan, Option<Report>) {
+    let mapping_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/car-rental.toml");
+    let loaded = gapfill::mapping::Mapping::load(&mapping_path).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = restored_db(dir, tmp.path());
+    let evidence = evidence(dir);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut conn = gapfill::dburl::connect_read_only(&url).await.unwrap();
+        let schema = gapfill::schema::introspect(&mut conn, gapfill::dburl::Dialect::Sqlite)
+            .await
+            .unwrap();
+        let base = gapfill::baseline::load(&mut conn, &schema, &loaded.mapping, &mut |_, _| {})
+            .await
+            .unwrap();
+        let rec = gapfill::matching::reconstruct(&loaded.mapping, &evidence, &base);
+        let plan = gapfill::plan::build(
+            &gapfill::plan::Context {
+                mapping: &loaded.mapping,
+                mapping_hash: &loaded.hash,
+                schema: &schema,
+                baseline: &base,
+                evidence: &evidence,
+                window: Default::default(),
+                overlap_confirms_only: !drift,
+            },
+            &rec,
+        );
+        let report = drift.then(|| {
+            gapfill::drift::build(
+                &gapfill::drift::Context {
+                    mapping: &loaded.mapping,
+                    baseline: &base,
+                    evidence: &evidence,
+                    reconstruction: &rec,
+                },
+                &plan,
+                0,
+            )
+        });
+        (plan, report)
+    })
 }

@@ -204,3 +204,36 @@ pub fn mysql_db(base: &str, tag: &str, sql: &Path) -> (String, Dropper) {
     (format!("{base}/{name}"), guard)
 }
 pub mod cases;
+
+/// Runs one query with the database's own command-line client and returns its output: rows one
+/// per line, columns separated by the client's default, no headers.
+pub fn query(url: &str, q: &str) -> String {
+    let out = if let Some(path) = url.strip_prefix("sqlite://") {
+        Command::new("sqlite3").args([path, q]).output()
+    } else if url.starts_with("postgres://") {
+        Command::new("psql").args([url, "-tAc", q]).output()
+    } else {
+        let (host, port, user) = mysql_parts(url.rsplit_once('/').unwrap().0);
+        let db = url.rsplit('/').next().unwrap();
+        Command::new("mariadb")
+            .args([
+                "--protocol=tcp",
+                "-h",
+                &host,
+                "-P",
+                &port,
+                "-u",
+                &user,
+                "-N",
+            ])
+            .args([db, "-e", q])
+            .output()
+    }
+    .expect("the database client runs");
+    assert!(
+        out.status.success(),
+        "{q} on {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
