@@ -42,6 +42,9 @@ fn render(plan: &Plan) -> String {
                     let _ = writeln!(out, "  {}: {}", col.column, col.after.display());
                 }
             }
+            if let Some(why) = &col.inferred {
+                let _ = writeln!(out, "    inferred: {why}");
+            }
         }
         for r in &c.reasons {
             let _ = writeln!(out, "  ! {r}");

@@ -117,6 +117,9 @@ pub struct Field {
     pub evidence: String,
     /// The evidence items behind the value, by id.
     pub sources: Vec<String>,
+    /// When the mapping's rules reached the value from the evidence's (`when_past`): how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -182,6 +185,7 @@ pub fn build(ctx: &Context, plan: &Plan, skipped: u64) -> Report {
                 database: c.before.clone(),
                 evidence: c.after.display(),
                 sources: c.evidence.clone(),
+                inferred: c.inferred.clone(),
             })
             .collect();
         let finding = by_id.entry(id.clone()).or_insert_with(|| {

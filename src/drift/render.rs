@@ -115,6 +115,9 @@ fn finding(out: &mut String, report: &Report, f: &Finding) {
                     quoted(Some(&c.evidence)),
                     sources(report, &c.sources)
                 );
+                if let Some(why) = &c.inferred {
+                    let _ = writeln!(out, "        inferred: {why}");
+                }
             }
         }
         Kind::Missing | Kind::Duplicate => {

@@ -6,7 +6,7 @@ use toml::Spanned;
 
 use super::{
     parse_duration, ColumnMap, Entity, Fields, Locator, Mapping, Method, Name, NewKey, Problem,
-    Severity, Transform, SOURCE_KINDS,
+    Severity, Transform, WhenPast, SOURCE_KINDS,
 };
 use crate::schema::{Schema, Table, TypeClass};
 
@@ -99,6 +99,60 @@ fn duration(r: &mut Report, d: &Spanned<String>) {
                 d.get_ref()
             ),
         );
+    }
+}
+
+fn when_past(r: &mut Report, e: &Entity, c: &ColumnMap, w: &Spanned<WhenPast>) {
+    let rule = w.get_ref();
+    let time = rule.column.get_ref();
+    match e.columns.iter().find(|(k, _)| k.get_ref() == time) {
+        None => r.error(
+            &rule.column,
+            format!(
+                "`when_past` names column \"{time}\", which this entity does not map{}; name one of its time columns",
+                suggest(time, e.columns.keys().map(|k| k.get_ref().as_str()))
+            ),
+        ),
+        Some((_, t)) => {
+            let is_time = t
+                .transform
+                .as_ref()
+                .is_some_and(|t| matches!(t.get_ref(), Transform::Time | Transform::Date));
+            if !is_time {
+                r.error(
+                    &rule.column,
+                    format!("`when_past` needs a time: column \"{time}\" has no `transform = \"time\"` (or \"date\")"),
+                );
+            }
+        }
+    }
+    match &c.values {
+        None => r.error(
+            w,
+            "`when_past` turns one status value into another; it needs the column's `values` to say which they are".into(),
+        ),
+        Some(v) => {
+            for value in rule.turns.iter().flat_map(|(a, b)| [a, b]) {
+                if !v.get_ref().contains_key(value) {
+                    r.error(
+                        w,
+                        format!(
+                            "`when_past` names \"{value}\", which is not one of the column's `values` ({})",
+                            v.get_ref().keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if rule.turns.is_empty() {
+        r.error(
+            w,
+            "`when_past` needs `turns = { <value> = \"<value it becomes>\" }`".into(),
+        );
+    }
+    if let Some(g) = &rule.grace {
+        duration(r, g);
     }
 }
 
@@ -225,6 +279,9 @@ fn entity_shape(r: &mut Report, name: &Name, e: &Entity, entities: &[&str]) {
                     }
                 }
             }
+        }
+        if let Some(w) = &c.when_past {
+            when_past(r, e, c, w);
         }
         source_names(r, &c.precedence);
     }

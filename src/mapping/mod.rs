@@ -160,9 +160,28 @@ pub struct ColumnMap {
     /// contradicted by the older evidence, and is never set back.
     #[serde(default)]
     pub advances: Option<Spanned<BTreeMap<String, Vec<String>>>>,
+    /// A status the row takes by itself once a time of the same row has passed: a confirmed
+    /// rental whose return time is behind the newest evidence has been completed, whether or not
+    /// a completion mail survived.
+    #[serde(default)]
+    pub when_past: Option<Spanned<WhenPast>>,
     /// Written by `init`: a person has not confirmed this guess yet. `check` warns about each.
     #[serde(default)]
     pub guess: Option<Spanned<String>>,
+}
+
+/// `when_past = { column = "return_at", turns = { confirmed = "completed" }, grace = "2h" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhenPast {
+    /// The entity's time column whose passing changes the status.
+    pub column: Name,
+    /// Evidence value → the value it becomes once that time is past.
+    pub turns: BTreeMap<String, String>,
+    /// How long after that time the change is made (the desk closes a rental soon after the car
+    /// is back); none when absent.
+    #[serde(default)]
+    pub grace: Option<Spanned<String>>,
 }
 
 /// One evidence field name or several, most preferred first.

@@ -171,6 +171,7 @@ pub fn reconstruct(
         sets.push(set);
     }
     resolve::resolve_all(mapping, evidence, baseline, &mut sets, &holder);
+    resolve::lapsed_rows(mapping, evidence, baseline, &mut sets);
     // Evidence that some entity took is used, even if another entity it feeds could not place
     // it (a completion mail names no customer email, but its booking is found).
     if let Ok(d) = std::env::var("GAPFILL_DEBUG_EVIDENCE") {

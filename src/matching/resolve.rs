@@ -28,6 +28,19 @@ pub struct Resolved {
     pub alternatives: Vec<Alternative>,
     /// When the best evidence disagrees with itself and no rule decides: a person must.
     pub conflict: Option<String>,
+    /// The mapping's `when_past` turned the evidence's value into this one.
+    pub inferred: Option<Inferred>,
+}
+
+/// A value no evidence states, reached from one that evidence does by the mapping's `when_past`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inferred {
+    /// The value the evidence gave.
+    pub from: String,
+    /// When the row's time plus the grace passed: the change cannot be older than this.
+    pub at: DateTime<Utc>,
+    /// For people: which time passed, and before what.
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -243,6 +256,7 @@ fn choose(mut cands: Vec<Candidate>, pick: Pick) -> Option<Resolved> {
         evidence,
         alternatives,
         conflict,
+        inferred: None,
     })
 }
 
@@ -281,6 +295,7 @@ pub(super) fn resolve_all(
             (s.entity.clone(), t)
         })
         .collect();
+    let horizon = horizon(evidence);
     let default_precedence: Vec<&str> = mapping
         .precedence
         .default
@@ -295,6 +310,8 @@ pub(super) fn resolve_all(
         else {
             continue;
         };
+        let rows = baseline.entities.get(&set.entity);
+        let row_index = rows.map(index_rows).unwrap_or_default();
         for item in &mut set.items {
             let projections: Vec<(usize, project::Projection)> = item
                 .members
@@ -333,6 +350,7 @@ pub(super) fn resolve_all(
                             evidence: vec![],
                             alternatives: vec![],
                             conflict: None,
+                            inferred: None,
                         },
                     );
                     continue;
@@ -365,6 +383,7 @@ pub(super) fn resolve_all(
                             evidence: vec![],
                             alternatives: vec![],
                             conflict: None,
+                            inferred: None,
                         },
                         [c, rest @ ..] => Resolved {
                             value: t[*c].clone(),
@@ -383,6 +402,7 @@ pub(super) fn resolve_all(
                                     rest.len() + 1
                                 )
                             }),
+                            inferred: None,
                         },
                     };
                     item.columns.insert(column.clone(), resolved);
@@ -440,8 +460,219 @@ pub(super) fn resolve_all(
                     item.columns.insert(column.clone(), r);
                 }
             }
+            let row = match &item.link {
+                Link::Existing { key, .. } => rows
+                    .zip(row_index.get(key.as_str()))
+                    .map(|(rows, &i)| (rows, &rows.rows[i])),
+                Link::New => None,
+            };
+            for (column, spec) in &entity.columns {
+                if let (Some(rule), Some(horizon)) = (&spec.when_past, horizon) {
+                    when_past(entity, column.get_ref(), rule.get_ref(), horizon, item, row);
+                }
+            }
         }
     }
+}
+
+/// What has passed is judged against the newest evidence: the moment the sources last spoke.
+fn horizon(evidence: &[Evidence]) -> Option<DateTime<Utc>> {
+    evidence.iter().filter_map(observed).max()
+}
+
+/// Existing rows no evidence mentions whose `when_past` time passed between the restore point
+/// and the newest evidence: the backup could not know that the rental came back, and nothing
+/// else will say so. Each becomes an item of its own, linked to the row by its key, with no
+/// evidence and the inferred value.
+pub(super) fn lapsed_rows(
+    mapping: &Mapping,
+    evidence: &[Evidence],
+    baseline: &Baseline,
+    sets: &mut [EntitySet],
+) {
+    let (Some(horizon), Some(restore_point)) = (horizon(evidence), baseline.restore_point) else {
+        return;
+    };
+    for set in sets.iter_mut() {
+        let Some((_, entity)) = mapping
+            .entities
+            .iter()
+            .find(|(k, _)| *k.get_ref() == set.entity)
+        else {
+            continue;
+        };
+        let rules: Vec<(&str, &crate::mapping::WhenPast)> = entity
+            .columns
+            .iter()
+            .filter_map(|(c, s)| {
+                s.when_past
+                    .as_ref()
+                    .map(|w| (c.get_ref().as_str(), w.get_ref()))
+            })
+            .collect();
+        if rules.is_empty() {
+            continue;
+        }
+        let Some(rows) = baseline.entities.get(&set.entity) else {
+            continue;
+        };
+        let held: std::collections::HashSet<&str> = set
+            .items
+            .iter()
+            .filter_map(|i| match &i.link {
+                Link::Existing { key, .. } => Some(key.as_str()),
+                Link::New => None,
+            })
+            .collect();
+        let mut lapsed = Vec::new();
+        for row in &rows.rows {
+            let Some(key) = row[0].as_deref() else {
+                continue;
+            };
+            if held.contains(key) {
+                continue;
+            }
+            let mut item = super::Reconstructed {
+                local: format!("{}#row-{key}", set.entity),
+                members: vec![],
+                link: Link::Existing {
+                    key: key.to_string(),
+                    by: super::LinkedBy::Identifier {
+                        columns: vec![entity.key.get_ref().clone()],
+                        value: key.to_string(),
+                    },
+                },
+                columns: BTreeMap::new(),
+                confidence: 1.0,
+                review: vec![],
+                could_be: vec![],
+                could_be_by_identifier: false,
+            };
+            for (column, rule) in &rules {
+                let Some(status) = rows.column_index(column).and_then(|i| row[i].as_deref()) else {
+                    continue;
+                };
+                if !rule.turns.contains_key(status) {
+                    continue;
+                }
+                item.columns.insert(
+                    column.to_string(),
+                    Resolved {
+                        value: Resolution::Value(ColumnValue::Text(status.to_string())),
+                        evidence: vec![],
+                        alternatives: vec![],
+                        conflict: None,
+                        inferred: None,
+                    },
+                );
+                when_past(entity, column, rule, horizon, &mut item, Some((rows, row)));
+                let changed = item.columns.get(*column).and_then(|r| r.inferred.as_ref());
+                if changed.is_none_or(|i| i.at < restore_point) {
+                    item.columns.remove(*column);
+                }
+            }
+            if !item.columns.is_empty() {
+                lapsed.push(item);
+            }
+        }
+        set.items.extend(lapsed);
+    }
+}
+
+/// The instant a resolved time column stands for (a wall-clock value in the column's zone, a
+/// date at the end of its day), else the linked row's.
+fn time_of(
+    entity: &crate::mapping::Entity,
+    column: &str,
+    item: &super::Reconstructed,
+    row: Option<(&Rows, &Vec<Option<Box<str>>>)>,
+) -> Option<(DateTime<Utc>, Vec<usize>)> {
+    let spec = entity
+        .columns
+        .iter()
+        .find(|(k, _)| k.get_ref() == column)
+        .map(|(_, s)| s)?;
+    if let Some(r) = item.columns.get(column) {
+        if let Resolution::Value(v) = &r.value {
+            let zone = spec.zone.as_ref().and_then(|z| z.get_ref().parse().ok());
+            let at = match v {
+                ColumnValue::Instant(t) => Some(*t),
+                ColumnValue::WallClock(w) => {
+                    crate::baseline::to_utc(&w.format("%Y-%m-%d %H:%M:%S").to_string(), zone)
+                }
+                ColumnValue::Date(d) => d
+                    .succ_opt()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|t| t.and_utc()),
+                _ => None,
+            };
+            if let Some(at) = at {
+                return Some((at, r.evidence.clone()));
+            }
+        }
+    }
+    let (rows, row) = row?;
+    let text = rows.column_index(column).and_then(|i| row[i].as_deref())?;
+    crate::baseline::to_utc(text, None).map(|at| (at, vec![]))
+}
+
+/// Applies a column's `when_past`: a value the evidence gave that the passing of the row's time
+/// has since changed (confirmed → completed once the return time is behind the newest evidence).
+fn when_past(
+    entity: &crate::mapping::Entity,
+    column: &str,
+    rule: &crate::mapping::WhenPast,
+    horizon: DateTime<Utc>,
+    item: &mut super::Reconstructed,
+    row: Option<(&Rows, &Vec<Option<Box<str>>>)>,
+) {
+    let Some(r) = item.columns.get(column) else {
+        return;
+    };
+    let Resolution::Value(ColumnValue::Text(from)) = &r.value else {
+        return;
+    };
+    let Some(to) = rule.turns.get(from) else {
+        return;
+    };
+    let time_column = rule.column.get_ref();
+    let Some((passed, time_evidence)) = time_of(entity, time_column, item, row) else {
+        return;
+    };
+    let grace = rule
+        .grace
+        .as_ref()
+        .and_then(|g| crate::evidence::parse_duration(g.get_ref()))
+        .unwrap_or_default();
+    let at = passed + grace;
+    if at > horizon {
+        return;
+    }
+    let mut r = r.clone();
+    let why = format!(
+        "{} says {from}, and {time_column} {}{} is before the newest evidence ({})",
+        if item.members.is_empty() {
+            "the row"
+        } else {
+            "the evidence"
+        },
+        passed.format("%Y-%m-%dT%H:%M:%SZ"),
+        rule.grace
+            .as_ref()
+            .map(|g| format!(" + {}", g.get_ref()))
+            .unwrap_or_default(),
+        horizon.format("%Y-%m-%dT%H:%M:%SZ"),
+    );
+    r.inferred = Some(Inferred {
+        from: from.clone(),
+        at,
+        why,
+    });
+    r.value = Resolution::Value(ColumnValue::Text(to.clone()));
+    r.evidence.extend(time_evidence);
+    r.evidence.sort_unstable();
+    r.evidence.dedup();
+    item.columns.insert(column.to_string(), r);
 }
 
 /// Index of a table's rows by key, for comparing an entity with the row it is linked to.

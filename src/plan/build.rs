@@ -258,6 +258,7 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
                                 zone: zone_of(spec),
                                 evidence: vec![],
                                 alternatives: vec![],
+                                inferred: None,
                             });
                             continue;
                         }
@@ -284,6 +285,7 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
                             zone: zone_of(spec),
                             evidence: ev_ids(r),
                             alternatives: alternatives(r),
+                            inferred: r.inferred.as_ref().map(|i| i.why.clone()),
                         });
                     }
                     // A column the database cannot leave empty and the evidence does not fill.
@@ -354,13 +356,18 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
                         };
                         // Evidence from before the restore point (the overlap) may be older than
                         // the row: it confirms, it does not change.
+                        // A value that time changed is news when that time came after it.
                         let fresh = !ctx.overlap_confirms_only
                             || res.evidence.iter().any(|&i| {
                                 ctx.evidence[i]
                                     .observed_at
                                     .zip(restore_point)
                                     .is_none_or(|(at, rp)| at >= rp)
-                            });
+                            })
+                            || res
+                                .inferred
+                                .as_ref()
+                                .is_some_and(|i| restore_point.is_none_or(|rp| i.at >= rp));
                         if !fresh {
                             continue;
                         }
@@ -374,7 +381,14 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
                             Resolution::Unresolved(_) => continue,
                         };
                         let before = rows.column_index(col).and_then(|i| row[i].as_deref());
-                        if agrees(before, &after, spec) {
+                        if agrees(before, &after, spec)
+                            || res.inferred.as_ref().is_some_and(|i| {
+                                // The row moved on from the evidence's value some other way
+                                // (a booking cancelled by phone is not completed).
+                                before != Some(i.from.as_str())
+                                    && agrees(before, &After::Text(i.from.clone()), spec)
+                            })
+                        {
                             continue;
                         }
                         let change = ColumnChange {
@@ -384,6 +398,7 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
                             zone: zone_of(spec),
                             evidence: ev_ids(res),
                             alternatives: alternatives(res),
+                            inferred: res.inferred.as_ref().map(|i| i.why.clone()),
                         };
                         if identity_column(entity, col, spec) {
                             identity.push(change);
@@ -410,6 +425,7 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
                             zone: zone_of(s),
                             evidence: vec![],
                             alternatives: vec![],
+                            inferred: None,
                         })
                         .collect();
                     for (part, mut cols) in [("state", state), ("identity", identity)] {

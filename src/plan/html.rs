@@ -272,9 +272,14 @@ fn change_html(plan: &Plan, c: &Change, o: &mut String) {
             .as_deref()
             .map(|z| format!(" ({})", esc(z)))
             .unwrap_or_default();
+        let inferred = col
+            .inferred
+            .as_deref()
+            .map(|why| format!("<br><small>inferred: {}</small>", esc(why)))
+            .unwrap_or_default();
         let _ = writeln!(
             o,
-            "<tr><td>{}</td><td class=\"before\">{}</td><td class=\"after\">{}{zone}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"before\">{}</td><td class=\"after\">{}{zone}{inferred}</td><td>{}</td><td>{}</td></tr>",
             esc(&col.column),
             esc(col.before.as_deref().unwrap_or("")),
             esc(&col.after.display()),

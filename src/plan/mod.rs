@@ -153,6 +153,9 @@ pub struct ColumnChange {
     pub evidence: Vec<String>,
     /// Other values the evidence gave: `value (e12, e40)`.
     pub alternatives: Vec<String>,
+    /// A value the mapping's rules reached from the evidence's (`when_past`), and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<String>,
 }
 
 /// A value to write.

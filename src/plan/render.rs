@@ -116,6 +116,9 @@ fn changes(plan: &Plan, colour: bool) -> String {
                     let _ = writeln!(out, "  {}: {}", col.column, col.after.display());
                 }
             }
+            if let Some(why) = &col.inferred {
+                let _ = writeln!(out, "    (inferred: {why})");
+            }
         }
         for r in &c.reasons {
             let _ = writeln!(out, "  ! {r}");
