@@ -211,18 +211,25 @@ pub async fn load(
     let mut lookups: BTreeMap<String, Rows> = BTreeMap::new();
     let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in mapping.entities.values() {
-        for c in e.columns.values() {
-            let Some(l) = &c.lookup else { continue };
+        for l in e
+            .columns
+            .values()
+            .flat_map(|c| c.lookup.iter().chain(c.region_from.iter()))
+        {
             let t = l.table.get_ref();
             let cols = wanted.entry(t.clone()).or_default();
+            // The key first: a lookup without `returns` finds it in the first column.
+            let key = schema.table(t).and_then(|t| t.primary_key.first().cloned());
+            if cols.is_empty() {
+                if let Some(k) = &key {
+                    cols.push(k.clone());
+                }
+            }
             let returns = match &l.returns {
                 Some(r) => r.get_ref().clone(),
-                None => schema
-                    .table(t)
-                    .and_then(|t| t.primary_key.first().cloned())
-                    .ok_or_else(|| {
-                        BaselineError::Unchecked(format!("lookup table {t} has no primary key"))
-                    })?,
+                None => key.ok_or_else(|| {
+                    BaselineError::Unchecked(format!("lookup table {t} has no primary key"))
+                })?,
             };
             for col in std::iter::once(&returns).chain(l.match_columns.iter().map(|m| m.get_ref()))
             {

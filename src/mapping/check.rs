@@ -283,6 +283,39 @@ fn entity_shape(r: &mut Report, name: &Name, e: &Entity, entities: &[&str]) {
         if let Some(w) = &c.when_past {
             when_past(r, e, c, w);
         }
+        let is_phone = c
+            .transform
+            .as_ref()
+            .is_some_and(|t| *t.get_ref() == Transform::Phone);
+        if let Some(region) = &c.region {
+            if !is_phone {
+                r.error(region, "`region` is the country of phone numbers written without one; it needs `transform = \"phone\"`".into());
+            } else if region
+                .get_ref()
+                .to_ascii_uppercase()
+                .parse::<phonenumber::country::Id>()
+                .is_err()
+            {
+                r.error(
+                    region,
+                    format!(
+                        "\"{}\" is not a country phone numbers know; write an ISO 3166 code such as \"PT\" or \"US\"",
+                        region.get_ref()
+                    ),
+                );
+            }
+        }
+        if let Some(l) = &c.region_from {
+            if !is_phone {
+                r.error(&l.table, "`region_from` finds the country of phone numbers written without one; it needs `transform = \"phone\"`".into());
+            }
+            if l.returns.is_none() {
+                r.error(
+                    &l.table,
+                    "`region_from` needs `returns = \"<the table's country column>\"`".into(),
+                );
+            }
+        }
         source_names(r, &c.precedence);
     }
     if let Some(m) = &e.matching {
@@ -585,44 +618,13 @@ fn column_against(
             }
         }
     }
+    if let Some(l) = &c.region_from {
+        lookup_table(r, l, schema);
+    }
     if let Some(l) = &c.lookup {
-        let Some(lt) = schema.table(l.table.get_ref()) else {
-            let tables: Vec<&str> = schema.tables.keys().map(String::as_str).collect();
-            r.error(
-                &l.table,
-                format!(
-                    "lookup table \"{}\" is not in the database{}; the lookup cannot resolve",
-                    l.table.get_ref(),
-                    suggest(l.table.get_ref(), tables.iter().copied())
-                ),
-            );
+        let Some(lt) = lookup_table(r, l, schema) else {
             return;
         };
-        if l.match_columns.is_empty() {
-            r.error(
-                &l.table,
-                "a lookup needs at least one column in `match` to compare the evidence value with"
-                    .into(),
-            );
-        }
-        for mc in &l.match_columns {
-            if lt.column(mc.get_ref()).is_none() {
-                unknown_column(r, mc, mc.get_ref(), lt);
-            }
-        }
-        match &l.returns {
-            Some(ret) if lt.column(ret.get_ref()).is_none() => {
-                unknown_column(r, ret, ret.get_ref(), lt)
-            }
-            None if lt.primary_key.len() != 1 => r.error(
-                &l.table,
-                format!(
-                    "table {} has no single-column primary key; say which column the lookup returns with `returns`",
-                    lt.name
-                ),
-            ),
-            _ => {}
-        }
         if let Some(fk) = table.foreign_key(&column.name) {
             if fk.table != lt.name {
                 r.error(
@@ -644,6 +646,47 @@ fn column_against(
             ),
         );
     }
+}
+
+fn lookup_table<'s>(r: &mut Report, l: &super::Lookup, schema: &'s Schema) -> Option<&'s Table> {
+    let Some(lt) = schema.table(l.table.get_ref()) else {
+        let tables: Vec<&str> = schema.tables.keys().map(String::as_str).collect();
+        r.error(
+            &l.table,
+            format!(
+                "lookup table \"{}\" is not in the database{}; the lookup cannot resolve",
+                l.table.get_ref(),
+                suggest(l.table.get_ref(), tables.iter().copied())
+            ),
+        );
+        return None;
+    };
+    if l.match_columns.is_empty() {
+        r.error(
+            &l.table,
+            "a lookup needs at least one column in `match` to compare the evidence value with"
+                .into(),
+        );
+    }
+    for mc in &l.match_columns {
+        if lt.column(mc.get_ref()).is_none() {
+            unknown_column(r, mc, mc.get_ref(), lt);
+        }
+    }
+    match &l.returns {
+            Some(ret) if lt.column(ret.get_ref()).is_none() => {
+                unknown_column(r, ret, ret.get_ref(), lt)
+            }
+            None if lt.primary_key.len() != 1 => r.error(
+                &l.table,
+                format!(
+                    "table {} has no single-column primary key; say which column the lookup returns with `returns`",
+                    lt.name
+                ),
+            ),
+            _ => {}
+        }
+    Some(lt)
 }
 
 /// Whether a transform's values can be stored in a column of this class.

@@ -135,6 +135,15 @@ pub struct ColumnMap {
     /// an offset ("Return: 2026-08-31 14:00" in a desk calendar whose zone is Europe/Lisbon).
     #[serde(default)]
     pub zone_from: Option<Name>,
+    /// For `phone`: the country (ISO 3166 code) of numbers written without their country code,
+    /// when the business has customers from one country only.
+    #[serde(default)]
+    pub region: Option<Name>,
+    /// For `phone`: where an item's evidence says the country of such numbers is, as a lookup
+    /// whose `returns` is a country code (the country of the booking's location). The most
+    /// named country among an entity's evidence wins; `region` is the fallback.
+    #[serde(default)]
+    pub region_from: Option<Lookup>,
     /// Database value → the evidence words that mean it (status vocabularies).
     #[serde(default)]
     pub values: Option<Spanned<BTreeMap<String, Vec<String>>>>,

@@ -18,10 +18,12 @@ use crate::evidence::{Evidence, Value};
 pub enum Proposed {
     /// A value ready for the column, and the evidence field it came from.
     Value { value: ColumnValue, field: String },
-    /// The key of the existing row of `table` whose `columns` match `value`.
+    /// The key (or the `returns` column) of the existing row of `table` whose `columns` match
+    /// `value`.
     Lookup {
         table: String,
         columns: Vec<String>,
+        returns: Option<String>,
         value: String,
         field: String,
     },
@@ -127,6 +129,7 @@ fn propose(spec: &ColumnMap, evidence: &Evidence) -> Result<Option<Proposed>, St
                 .iter()
                 .map(|c| c.get_ref().clone())
                 .collect(),
+            returns: l.returns.as_ref().map(|r| r.get_ref().clone()),
             value: value.to_string(),
             field,
         }));

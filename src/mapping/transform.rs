@@ -151,6 +151,20 @@ fn phone(s: &str) -> String {
     t.to_string()
 }
 
+/// A number written without its country code ("933 771 898", "0152 23314683"), read in the
+/// region (ISO 3166 alpha-2) that something else about its owner names: E.164 when the region's
+/// rules make a valid number of it, else nothing. A number with its country code is not this
+/// function's business.
+pub fn phone_in_region(s: &str, region: &str) -> Option<String> {
+    let t = s.trim();
+    if t.starts_with('+') || t.starts_with("00") {
+        return None;
+    }
+    let id: phonenumber::country::Id = region.trim().to_ascii_uppercase().parse().ok()?;
+    let n = phonenumber::parse(Some(id), t).ok()?;
+    phonenumber::is_valid(&n).then(|| n.format().mode(phonenumber::Mode::E164).to_string())
+}
+
 /// Spaces collapsed; a name written all in capitals or all in lower case gets capitals at word
 /// starts ("ANN  LEE" → "Ann Lee"); anything else is kept as its owner wrote it.
 fn tidy_name(s: &str) -> String {
@@ -249,6 +263,29 @@ mod tests {
             text(Transform::Phone, "+44 (0)20 7946 0958"),
             "+442079460958"
         );
+    }
+
+    #[test]
+    fn local_numbers_read_in_a_region() {
+        for (written, region, e164) in [
+            ("933 771 898", "PT", Some("+351933771898")),
+            ("0152 23314683", "DE", Some("+4915223314683")),
+            ("080-8622-2235", "JP", Some("+818086222235")),
+            ("(212) 555-0368", "US", Some("+12125550368")),
+            ("07911 123456", "gb", Some("+447911123456")),
+            // Not a valid number in that region: left to a person.
+            ("0152 23314683", "PT", None),
+            ("12", "DE", None),
+            ("933 771 898", "XX", None),
+            // Already international.
+            ("+351 933 771 898", "DE", None),
+        ] {
+            assert_eq!(
+                phone_in_region(written, region).as_deref(),
+                e164,
+                "{written} in {region}"
+            );
+        }
     }
 
     #[test]

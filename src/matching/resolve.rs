@@ -37,8 +37,9 @@ pub struct Resolved {
 pub struct Inferred {
     /// The value the evidence gave.
     pub from: String,
-    /// When the row's time plus the grace passed: the change cannot be older than this.
-    pub at: DateTime<Utc>,
+    /// For a value that time changed: when the row's time plus the grace passed (the change
+    /// cannot be older than this).
+    pub at: Option<DateTime<Utc>>,
     /// For people: which time passed, and before what.
     pub why: String,
 }
@@ -78,23 +79,38 @@ fn lookup_text(s: &str) -> String {
         .join(" ")
 }
 
-/// Per lookup table: normalised match value → the keys of the rows that have it.
+type LookupIndex = HashMap<String, BTreeSet<String>>;
+
+/// Per lookup table, match columns and returned column: normalised match value → the returned
+/// values (keys, unless the lookup `returns` another column) of the rows that have it.
 struct Lookups<'b> {
     baseline: &'b Baseline,
-    built: HashMap<(String, Vec<String>), HashMap<String, BTreeSet<String>>>,
+    built: HashMap<(String, Vec<String>, Option<String>), LookupIndex>,
 }
 
 impl Lookups<'_> {
-    fn find(&mut self, table: &str, columns: &[String], value: &str) -> BTreeSet<String> {
+    fn find(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        returns: Option<&str>,
+        value: &str,
+    ) -> BTreeSet<String> {
         let baseline = self.baseline;
         let index = self
             .built
-            .entry((table.to_string(), columns.to_vec()))
+            .entry((
+                table.to_string(),
+                columns.to_vec(),
+                returns.map(str::to_string),
+            ))
             .or_insert_with(|| {
                 let mut index: HashMap<String, BTreeSet<String>> = HashMap::new();
                 if let Some(rows) = baseline.lookups.get(table) {
+                    // The baseline reads a lookup table's key first.
+                    let returned = returns.and_then(|r| rows.column_index(r)).unwrap_or(0);
                     for row in &rows.rows {
-                        let Some(key) = row[0].as_deref() else {
+                        let Some(key) = row[returned].as_deref() else {
                             continue;
                         };
                         for c in columns {
@@ -425,10 +441,11 @@ pub(super) fn resolve_all(
                         Some(Proposed::Lookup {
                             table,
                             columns,
+                            returns,
                             value,
                             ..
                         }) => {
-                            let keys = lookups.find(table, columns, value);
+                            let keys = lookups.find(table, columns, returns.as_deref(), value);
                             let value = match keys.len() {
                                 1 => Resolution::Existing(
                                     keys.into_iter().next().unwrap_or_default(),
@@ -456,7 +473,47 @@ pub(super) fn resolve_all(
                 {
                     cands.retain(|c| !matches!(c.value, Resolution::Unresolved(_)));
                 }
-                if let Some(r) = choose(cands, pick(spec)) {
+                // Numbers written without a country code, read in the country the entity's
+                // evidence names (or the mapping's), so they meet the same number written in full.
+                // E.164 value → how it was written, where it was read in a region; and whether
+                // some evidence wrote it in full.
+                let mut placed: BTreeMap<String, (Vec<String>, bool)> = BTreeMap::new();
+                let region = region_of(spec, &item.members, evidence, &mut lookups);
+                if let Some((region, _)) = &region {
+                    for c in &mut cands {
+                        let Resolution::Value(ColumnValue::Text(written)) = &c.value else {
+                            continue;
+                        };
+                        if c.canonical {
+                            placed.entry(written.clone()).or_default().1 = true;
+                        } else if let Some(e164) =
+                            crate::mapping::transform::phone_in_region(written, region)
+                        {
+                            let p = placed.entry(e164.clone()).or_default();
+                            if !p.0.contains(written) {
+                                p.0.push(written.clone());
+                            }
+                            c.value = Resolution::Value(ColumnValue::Text(e164));
+                            c.canonical = true;
+                        }
+                    }
+                }
+                if let Some(mut r) = choose(cands, pick(spec)) {
+                    if let Resolution::Value(v) = &r.value {
+                        // Only when no evidence wrote the number in full is it an inference.
+                        if let Some((written, false)) = placed.get(&v.to_string()) {
+                            r.inferred = Some(Inferred {
+                                from: written[0].clone(),
+                                at: None,
+                                why: format!(
+                                    "written without a country code ({}); read in {}, {}",
+                                    written.join(", "),
+                                    region.as_ref().map(|r| r.0.as_str()).unwrap_or_default(),
+                                    region.as_ref().map(|r| r.1.as_str()).unwrap_or_default()
+                                ),
+                            });
+                        }
+                    }
                     item.columns.insert(column.clone(), r);
                 }
             }
@@ -472,6 +529,54 @@ pub(super) fn resolve_all(
                 }
             }
         }
+    }
+}
+
+/// The country a phone column reads numbers written without a country code in: the one the
+/// entity's evidence names most through `region_from` (a tie names none), else `region`.
+fn region_of(
+    spec: &ColumnMap,
+    members: &[super::Member],
+    evidence: &[Evidence],
+    lookups: &mut Lookups,
+) -> Option<(String, String)> {
+    let mut votes: BTreeMap<String, usize> = BTreeMap::new();
+    if let Some(l) = &spec.region_from {
+        let columns: Vec<String> = l
+            .match_columns
+            .iter()
+            .map(|c| c.get_ref().clone())
+            .collect();
+        let returns = l.returns.as_ref().map(|r| r.get_ref().as_str());
+        for m in members {
+            let e = &evidence[m.evidence];
+            let names = l.from.get_ref().names_for(e.provenance.source.as_str());
+            let Some(value) = names.iter().find_map(|n| e.get(n)) else {
+                continue;
+            };
+            let found = lookups.find(l.table.get_ref(), &columns, returns, &value.to_string());
+            if found.len() == 1 {
+                *votes.entry(found.into_iter().next()?).or_default() += 1;
+            }
+        }
+    }
+    let most = votes.values().copied().max().unwrap_or(0);
+    let mut top = votes.into_iter().filter(|(_, n)| *n == most && most > 0);
+    match (top.next(), top.next(), &spec.region_from) {
+        (Some((region, _)), None, Some(l)) => {
+            let returns = l.returns.as_ref().map(|r| r.get_ref().as_str());
+            let why = format!(
+                "the {} that {} gives for the {} in its evidence",
+                returns.unwrap_or("key"),
+                l.table.get_ref(),
+                l.from.get_ref().names().join(" or ")
+            );
+            Some((region, why))
+        }
+        _ => spec
+            .region
+            .as_ref()
+            .map(|r| (r.get_ref().clone(), "the mapping's region".to_string())),
     }
 }
 
@@ -567,7 +672,7 @@ pub(super) fn lapsed_rows(
                 );
                 when_past(entity, column, rule, horizon, &mut item, Some((rows, row)));
                 let changed = item.columns.get(*column).and_then(|r| r.inferred.as_ref());
-                if changed.is_none_or(|i| i.at < restore_point) {
+                if changed.is_none_or(|i| i.at.is_none_or(|at| at < restore_point)) {
                     item.columns.remove(*column);
                 }
             }
@@ -665,7 +770,7 @@ fn when_past(
     );
     r.inferred = Some(Inferred {
         from: from.clone(),
-        at,
+        at: Some(at),
         why,
     });
     r.value = Resolution::Value(ColumnValue::Text(to.clone()));

@@ -367,7 +367,8 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
                             || res
                                 .inferred
                                 .as_ref()
-                                .is_some_and(|i| restore_point.is_none_or(|rp| i.at >= rp));
+                                .and_then(|i| i.at)
+                                .is_some_and(|at| restore_point.is_none_or(|rp| at >= rp));
                         if !fresh {
                             continue;
                         }
