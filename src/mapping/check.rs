@@ -283,6 +283,56 @@ fn entity_shape(r: &mut Report, name: &Name, e: &Entity, entities: &[&str]) {
         if let Some(w) = &c.when_past {
             when_past(r, e, c, w);
         }
+        if let Some(a) = &c.adds {
+            let is_minor = c
+                .transform
+                .as_ref()
+                .is_some_and(|t| *t.get_ref() == Transform::Minor);
+            if !is_minor {
+                r.error(
+                    a,
+                    "`adds` sums amounts in minor units; it needs `transform = \"minor\"`".into(),
+                );
+            }
+            if a.get_ref().kinds.is_empty() {
+                r.error(
+                    a,
+                    "`adds` needs `kinds = [\"<evidence kind>\"]`: which items add to the total"
+                        .into(),
+                );
+            }
+        }
+        if let Some(b) = &c.by_amounts {
+            let rule = b.get_ref();
+            for col in [&rule.total, &rule.part] {
+                if !e.columns.keys().any(|k| k.get_ref() == col.get_ref()) {
+                    r.error(
+                        col,
+                        format!(
+                            "`by_amounts` names column \"{}\", which this entity does not map{}",
+                            col.get_ref(),
+                            suggest(
+                                col.get_ref(),
+                                e.columns.keys().map(|k| k.get_ref().as_str())
+                            )
+                        ),
+                    );
+                }
+            }
+            if let Some(v) = &c.values {
+                for value in [&rule.none, &rule.some, &rule.all] {
+                    if !v.get_ref().contains_key(value) {
+                        r.error(
+                            b,
+                            format!(
+                                "`by_amounts` names \"{value}\", which is not one of the column's `values` ({})",
+                                v.get_ref().keys().cloned().collect::<Vec<_>>().join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+        }
         let is_phone = c
             .transform
             .as_ref()

@@ -174,6 +174,15 @@ pub struct ColumnMap {
     /// a completion mail survived.
     #[serde(default)]
     pub when_past: Option<Spanned<WhenPast>>,
+    /// For an amount that grows by events (a payment's refunded total): when the column's own
+    /// evidence gives no total, the amounts of these items add to what the row held (refunds
+    /// since the restore point onto the restored row's refunded total).
+    #[serde(default)]
+    pub adds: Option<Spanned<Adds>>,
+    /// A payment's status from how much of it was refunded, when no evidence states the status
+    /// but the refunded amount is known.
+    #[serde(default)]
+    pub by_amounts: Option<Spanned<ByAmounts>>,
     /// Written by `init`: a person has not confirmed this guess yet. `check` warns about each.
     #[serde(default)]
     pub guess: Option<Spanned<String>>,
@@ -191,6 +200,31 @@ pub struct WhenPast {
     /// is back); none when absent.
     #[serde(default)]
     pub grace: Option<Spanned<String>>,
+}
+
+/// `adds = { from = "amount", kinds = ["refund"] }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adds {
+    /// The evidence field holding each item's amount.
+    pub from: Name,
+    /// The evidence kinds that add.
+    pub kinds: Vec<Name>,
+}
+
+/// `by_amounts = { total = "amount_minor", part = "refunded_minor", none = "succeeded",
+/// some = "partially_refunded", all = "refunded" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByAmounts {
+    /// The column with the whole amount.
+    pub total: Name,
+    /// The column with the part of it (refunded).
+    pub part: Name,
+    /// The status when the part is zero, some of the total, all of it.
+    pub none: String,
+    pub some: String,
+    pub all: String,
 }
 
 /// One evidence field name or several, most preferred first.

@@ -524,6 +524,31 @@ pub(super) fn resolve_all(
                 Link::New => None,
             };
             for (column, spec) in &entity.columns {
+                let column = column.get_ref();
+                if item.columns.contains_key(column) {
+                    continue;
+                }
+                if let Some(rule) = &spec.adds {
+                    let restore_point = baseline.restore_point;
+                    if let Some(r) =
+                        adds_up(column, rule.get_ref(), item, evidence, row, restore_point)
+                    {
+                        item.columns.insert(column.clone(), r);
+                    }
+                }
+            }
+            for (column, spec) in &entity.columns {
+                let column = column.get_ref();
+                if item.columns.contains_key(column) {
+                    continue;
+                }
+                if let Some(rule) = &spec.by_amounts {
+                    if let Some(r) = by_amounts(column, rule.get_ref(), item, row) {
+                        item.columns.insert(column.clone(), r);
+                    }
+                }
+            }
+            for (column, spec) in &entity.columns {
                 if let (Some(rule), Some(horizon)) = (&spec.when_past, horizon) {
                     when_past(entity, column.get_ref(), rule.get_ref(), horizon, item, row);
                 }
@@ -578,6 +603,132 @@ fn region_of(
             .as_ref()
             .map(|r| (r.get_ref().clone(), "the mapping's region".to_string())),
     }
+}
+
+/// A column's value as a whole number: the entity's, else the linked row's.
+fn amount_of(
+    column: &str,
+    item: &super::Reconstructed,
+    row: Option<(&Rows, &Vec<Option<Box<str>>>)>,
+) -> Option<i64> {
+    if let Some(r) = item.columns.get(column) {
+        return match &r.value {
+            Resolution::Value(ColumnValue::Int(i)) => Some(*i),
+            _ => None,
+        };
+    }
+    let (rows, row) = row?;
+    rows.column_index(column)
+        .and_then(|i| row[i].as_deref())
+        .and_then(|t| t.trim().parse().ok())
+}
+
+/// `adds`: the row's total (none for a new row) plus each adding item's amount. On an existing
+/// row only items from the restore point on add: older ones are in the restored total already.
+fn adds_up(
+    column: &str,
+    rule: &crate::mapping::Adds,
+    item: &super::Reconstructed,
+    evidence: &[Evidence],
+    row: Option<(&Rows, &Vec<Option<Box<str>>>)>,
+    restore_point: Option<DateTime<Utc>>,
+) -> Option<Resolved> {
+    let base = match row {
+        Some(_) => Some(amount_of(column, item, row)?),
+        None => None,
+    };
+    let mut sum = 0i64;
+    let mut used = Vec::new();
+    for m in &item.members {
+        let e = &evidence[m.evidence];
+        if !rule.kinds.iter().any(|k| *k.get_ref() == e.kind) {
+            continue;
+        }
+        let since_restore = observed(e)
+            .zip(restore_point)
+            .is_none_or(|(at, rp)| at >= rp);
+        if base.is_some() && !since_restore {
+            continue;
+        }
+        let amount = match e.get(rule.from.get_ref()) {
+            Some(crate::evidence::Value::Money { minor, .. }) => *minor,
+            Some(crate::evidence::Value::Int(i)) => *i,
+            _ => continue,
+        };
+        sum += amount;
+        used.push(m.evidence);
+    }
+    if used.is_empty() {
+        return None;
+    }
+    let before = base.unwrap_or(0);
+    Some(Resolved {
+        value: Resolution::Value(ColumnValue::Int(before + sum)),
+        evidence: used.clone(),
+        alternatives: vec![],
+        conflict: None,
+        inferred: Some(Inferred {
+            from: before.to_string(),
+            at: None,
+            why: match base {
+                Some(before) => format!(
+                    "no evidence states the total: {} × {} since the restore point add {sum} to the row's {before}",
+                    used.len(),
+                    kinds_text(rule)
+                ),
+                None => format!("no evidence states the total: {} × {} add up to {sum}", used.len(), kinds_text(rule)),
+            },
+        }),
+    })
+}
+
+fn kinds_text(rule: &crate::mapping::Adds) -> String {
+    rule.kinds
+        .iter()
+        .map(|k| k.get_ref().as_str())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `by_amounts`: the status that the amounts say, when the part is known from evidence and the
+/// row, if any, holds one of the three statuses (a failed payment is not made succeeded).
+fn by_amounts(
+    column: &str,
+    rule: &crate::mapping::ByAmounts,
+    item: &super::Reconstructed,
+    row: Option<(&Rows, &Vec<Option<Box<str>>>)>,
+) -> Option<Resolved> {
+    let part_resolved = item.columns.get(rule.part.get_ref())?;
+    let part = amount_of(rule.part.get_ref(), item, row)?;
+    let total = amount_of(rule.total.get_ref(), item, row)?;
+    if let Some((rows, row)) = row {
+        let status = rows.column_index(column).and_then(|i| row[i].as_deref());
+        if !status.is_some_and(|s| [&rule.none, &rule.some, &rule.all].iter().any(|v| *v == s)) {
+            return None;
+        }
+    }
+    let value = if part <= 0 {
+        &rule.none
+    } else if part >= total {
+        &rule.all
+    } else {
+        &rule.some
+    };
+    Some(Resolved {
+        value: Resolution::Value(ColumnValue::Text(value.clone())),
+        evidence: part_resolved.evidence.clone(),
+        alternatives: vec![],
+        conflict: None,
+        inferred: Some(Inferred {
+            from: String::new(),
+            at: None,
+            why: format!(
+                "from the amounts: {} {part} of {} {total}",
+                rule.part.get_ref(),
+                rule.total.get_ref()
+            ),
+        }),
+    })
 }
 
 /// What has passed is judged against the newest evidence: the moment the sources last spoke.
