@@ -478,7 +478,12 @@ pub(super) fn resolve_all(
                 // E.164 value → how it was written, where it was read in a region; and whether
                 // some evidence wrote it in full.
                 let mut placed: BTreeMap<String, (Vec<String>, bool)> = BTreeMap::new();
-                let region = region_of(spec, &item.members, evidence, &mut lookups);
+                // Most numbers are written in full: the region is looked for only when needed.
+                let region = if cands.iter().any(|c| !c.canonical) {
+                    region_of(spec, &item.members, evidence, &mut lookups)
+                } else {
+                    None
+                };
                 if let Some((region, _)) = &region {
                     for c in &mut cands {
                         let Resolution::Value(ColumnValue::Text(written)) = &c.value else {
@@ -786,6 +791,15 @@ pub(super) fn lapsed_rows(
                 continue;
             };
             if held.contains(key) {
+                continue;
+            }
+            // Most rows hold no value any rule turns: they cost one comparison, no item.
+            let turnable = rules.iter().any(|(column, rule)| {
+                rows.column_index(column)
+                    .and_then(|i| row[i].as_deref())
+                    .is_some_and(|status| rule.turns.contains_key(status))
+            });
+            if !turnable {
                 continue;
             }
             let mut item = super::Reconstructed {
