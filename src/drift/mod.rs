@@ -161,12 +161,7 @@ pub fn build(ctx: &Context, plan: &Plan, skipped: u64) -> Report {
     let mut by_id: BTreeMap<String, Finding> = BTreeMap::new();
     for change in &plan.changes {
         let id = finding_id(&change.id).to_string();
-        let entity = ctx
-            .mapping
-            .entities
-            .iter()
-            .find(|(k, _)| *k.get_ref() == change.entity)
-            .map(|(_, e)| e);
+        let entity = ctx.mapping.entity(&change.entity);
         let natural: BTreeSet<&str> = entity
             .map(|e| {
                 e.natural_keys

@@ -522,6 +522,14 @@ impl Mapping {
         })
     }
 
+    /// The entity of this name.
+    pub fn entity(&self, name: &str) -> Option<&Entity> {
+        self.entities
+            .iter()
+            .find(|(k, _)| k.get_ref() == name)
+            .map(|(_, e)| e)
+    }
+
     /// Entities in insertion order: an entity comes after every entity its columns reference.
     /// Ties keep the file's (alphabetical) order, so the order is stable.
     pub fn insertion_order(&self) -> Vec<&str> {

@@ -64,7 +64,7 @@ pub fn project(mapping: &Mapping, evidence: &Evidence) -> Vec<Projection> {
         .insertion_order()
         .into_iter()
         .filter_map(|name| {
-            let (_, entity) = mapping.entities.iter().find(|(k, _)| k.get_ref() == name)?;
+            let entity = mapping.entity(name)?;
             if !feeds(entity, evidence) {
                 return None;
             }

@@ -319,11 +319,7 @@ pub(super) fn resolve_all(
         .map(|s| s.get_ref().as_str())
         .collect();
     for set in sets.iter_mut() {
-        let Some((_, entity)) = mapping
-            .entities
-            .iter()
-            .find(|(k, _)| *k.get_ref() == set.entity)
-        else {
+        let Some(entity) = mapping.entity(&set.entity) else {
             continue;
         };
         let rows = baseline.entities.get(&set.entity);
@@ -755,11 +751,7 @@ pub(super) fn lapsed_rows(
         return;
     };
     for set in sets.iter_mut() {
-        let Some((_, entity)) = mapping
-            .entities
-            .iter()
-            .find(|(k, _)| *k.get_ref() == set.entity)
-        else {
+        let Some(entity) = mapping.entity(&set.entity) else {
             continue;
         };
         let rules: Vec<(&str, &crate::mapping::WhenPast)> = entity

@@ -201,11 +201,7 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
     let mut unchanged = 0;
     let restore_point = ctx.baseline.restore_point;
     for set in &rec.entities {
-        let Some((_, entity)) = mapping
-            .entities
-            .iter()
-            .find(|(k, _)| *k.get_ref() == set.entity)
-        else {
+        let Some(entity) = mapping.entity(&set.entity) else {
             continue;
         };
         let (accept, review) = entity
@@ -535,10 +531,8 @@ fn hold_uncertain_links(mapping: &Mapping, rec: &Reconstruction, changes: &mut [
     let mut uncertain: BTreeMap<(String, String), String> = BTreeMap::new();
     for set in &rec.entities {
         let accept = mapping
-            .entities
-            .iter()
-            .find(|(k, _)| *k.get_ref() == set.entity)
-            .and_then(|(_, e)| e.matching.as_ref())
+            .entity(&set.entity)
+            .and_then(|e| e.matching.as_ref())
             .map_or(0.97, |m| *m.accept.get_ref());
         for item in &set.items {
             let Link::Existing {
@@ -571,11 +565,7 @@ fn hold_uncertain_links(mapping: &Mapping, rec: &Reconstruction, changes: &mut [
         return;
     }
     for c in changes.iter_mut() {
-        let Some((_, entity)) = mapping
-            .entities
-            .iter()
-            .find(|(k, _)| *k.get_ref() == c.entity)
-        else {
+        let Some(entity) = mapping.entity(&c.entity) else {
             continue;
         };
         let mut held = Vec::new();
