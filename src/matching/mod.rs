@@ -161,7 +161,7 @@ pub fn reconstruct(
     // Per entity: which of its items holds each evidence index.
     let mut holder: BTreeMap<String, HashMap<usize, usize>> = BTreeMap::new();
     for name in mapping.insertion_order() {
-        let Some(entity) = mapping.entity(&name) else {
+        let Some(entity) = mapping.entity(name) else {
             continue;
         };
         let parents = Parents::new(mapping, entity, evidence, baseline, &sets, &holder);
