@@ -500,8 +500,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("cannot write the report {}", report.display()))?;
             }
             if timings {
-                for (stage, t) in &outcome.timings {
-                    eprintln!("{stage:<10} {:>8.2} s", t.as_secs_f64());
+                for (stage, t, peak) in &outcome.timings {
+                    let peak = peak
+                        .map(|p| format!("  (peak memory so far {:.0} MiB)", p as f64 / 1048576.0))
+                        .unwrap_or_default();
+                    eprintln!("{stage:<10} {:>8.2} s{peak}", t.as_secs_f64());
                 }
                 if let Some(peak) = gapfill::pipeline::peak_memory() {
                     eprintln!("peak memory {:.0} MiB", peak as f64 / 1048576.0);

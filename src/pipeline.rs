@@ -46,7 +46,8 @@ pub struct Outcome {
     pub plan: Plan,
     pub tallies: Vec<Tally>,
     pub window: Window,
-    pub timings: Vec<(String, Duration)>,
+    /// Each stage: its name, wall time, and the process's peak memory when it ended.
+    pub timings: Vec<(String, Duration, Option<u64>)>,
     /// The plan read as disagreements, when the request was a drift check.
     pub drift: Option<drift::Report>,
 }
@@ -55,10 +56,11 @@ pub struct Outcome {
 pub async fn run(req: Request<'_>) -> Result<Outcome, PipelineError> {
     let mut timings = Vec::new();
     let mut stage = Instant::now();
-    let lap = |name: &str, timings: &mut Vec<(String, Duration)>, stage: &mut Instant| {
-        timings.push((name.to_string(), stage.elapsed()));
-        *stage = Instant::now();
-    };
+    let lap =
+        |name: &str, timings: &mut Vec<(String, Duration, Option<u64>)>, stage: &mut Instant| {
+            timings.push((name.to_string(), stage.elapsed(), peak_memory()));
+            *stage = Instant::now();
+        };
     (req.progress)("reading the baseline");
     let dialect = Dialect::of(req.url)?;
     let mut conn = dburl::connect_read_only(req.url).await?;

@@ -156,9 +156,15 @@ pub fn export_csv(plan: &Plan) -> String {
         let columns = c
             .columns
             .iter()
-            .map(|col| match &col.before {
-                Some(b) => format!("{}: {b} → {}", col.column, col.after.display()),
-                None => format!("{}: {}", col.column, col.after.display()),
+            .map(|col| {
+                let value = match &col.before {
+                    Some(b) => format!("{}: {b} → {}", col.column, col.after.display()),
+                    None => format!("{}: {}", col.column, col.after.display()),
+                };
+                match &col.inferred {
+                    Some(why) => format!("{value} (inferred: {why})"),
+                    None => value,
+                }
             })
             .collect::<Vec<_>>()
             .join("; ");
