@@ -469,48 +469,26 @@ pub(super) fn resolve_all(
                 {
                     cands.retain(|c| !matches!(c.value, Resolution::Unresolved(_)));
                 }
-                // Numbers written without a country code, read in the country the entity's
-                // evidence names (or the mapping's), so they meet the same number written in full.
-                // E.164 value → how it was written, where it was read in a region; and whether
-                // some evidence wrote it in full.
-                let mut placed: BTreeMap<String, (Vec<String>, bool)> = BTreeMap::new();
                 // Most numbers are written in full: the region is looked for only when needed.
                 let region = if cands.iter().any(|c| !c.canonical) {
                     region_of(spec, &item.members, evidence, &mut lookups)
                 } else {
                     None
                 };
-                if let Some((region, _)) = &region {
-                    for c in &mut cands {
-                        let Resolution::Value(ColumnValue::Text(written)) = &c.value else {
-                            continue;
-                        };
-                        if c.canonical {
-                            placed.entry(written.clone()).or_default().1 = true;
-                        } else if let Some(e164) =
-                            crate::mapping::transform::phone_in_region(written, region)
-                        {
-                            let p = placed.entry(e164.clone()).or_default();
-                            if !p.0.contains(written) {
-                                p.0.push(written.clone());
-                            }
-                            c.value = Resolution::Value(ColumnValue::Text(e164));
-                            c.canonical = true;
-                        }
-                    }
-                }
+                let placed = region
+                    .as_ref()
+                    .map(|(region, _)| place_phones(&mut cands, region))
+                    .unwrap_or_default();
                 if let Some(mut r) = choose(cands, pick(spec)) {
-                    if let Resolution::Value(v) = &r.value {
+                    if let (Resolution::Value(v), Some((region, how))) = (&r.value, &region) {
                         // Only when no evidence wrote the number in full is it an inference.
                         if let Some((written, false)) = placed.get(&v.to_string()) {
                             r.inferred = Some(Inferred {
                                 from: written[0].clone(),
                                 at: None,
                                 why: format!(
-                                    "written without a country code ({}); read in {}, {}",
-                                    written.join(", "),
-                                    region.as_ref().map(|r| r.0.as_str()).unwrap_or_default(),
-                                    region.as_ref().map(|r| r.1.as_str()).unwrap_or_default()
+                                    "written without a country code ({}); read in {region}, {how}",
+                                    written.join(", ")
                                 ),
                             });
                         }
@@ -524,38 +502,70 @@ pub(super) fn resolve_all(
                     .map(|(rows, &i)| (rows, &rows.rows[i])),
                 Link::New => None,
             };
-            for (column, spec) in &entity.columns {
-                let column = column.get_ref();
-                if item.columns.contains_key(column) {
-                    continue;
-                }
-                if let Some(rule) = &spec.adds {
-                    let restore_point = baseline.restore_point;
-                    if let Some(r) =
-                        adds_up(column, rule.get_ref(), item, evidence, row, restore_point)
-                    {
-                        item.columns.insert(column.clone(), r);
-                    }
-                }
-            }
-            for (column, spec) in &entity.columns {
-                let column = column.get_ref();
-                if item.columns.contains_key(column) {
-                    continue;
-                }
-                if let Some(rule) = &spec.by_amounts {
-                    if let Some(r) = by_amounts(column, rule.get_ref(), item, row) {
-                        item.columns.insert(column.clone(), r);
-                    }
-                }
-            }
-            for (column, spec) in &entity.columns {
-                if let (Some(rule), Some(horizon)) = (&spec.when_past, horizon) {
-                    when_past(entity, column.get_ref(), rule.get_ref(), horizon, item, row);
-                }
+            derive(entity, item, evidence, row, baseline.restore_point, horizon);
+        }
+    }
+}
+
+/// The values the mapping's rules reach from what the evidence states, in the order they build
+/// on each other: sums (`adds`) before the statuses that read them (`by_amounts`), and the
+/// passing of time (`when_past`) last, on the status the evidence or the amounts gave.
+fn derive(
+    entity: &crate::mapping::Entity,
+    item: &mut super::Reconstructed,
+    evidence: &[Evidence],
+    row: Option<(&Rows, &Vec<Option<Box<str>>>)>,
+    restore_point: Option<DateTime<Utc>>,
+    horizon: Option<DateTime<Utc>>,
+) {
+    for (column, spec) in &entity.columns {
+        let column = column.get_ref();
+        let Some(rule) = &spec.adds else { continue };
+        if !item.columns.contains_key(column) {
+            if let Some(r) = adds_up(column, rule.get_ref(), item, evidence, row, restore_point) {
+                item.columns.insert(column.clone(), r);
             }
         }
     }
+    for (column, spec) in &entity.columns {
+        let column = column.get_ref();
+        let Some(rule) = &spec.by_amounts else {
+            continue;
+        };
+        if !item.columns.contains_key(column) {
+            if let Some(r) = by_amounts(column, rule.get_ref(), item, row) {
+                item.columns.insert(column.clone(), r);
+            }
+        }
+    }
+    for (column, spec) in &entity.columns {
+        if let (Some(rule), Some(horizon)) = (&spec.when_past, horizon) {
+            when_past(entity, column.get_ref(), rule.get_ref(), horizon, item, row);
+        }
+    }
+}
+
+/// Reads a phone column's numbers written without a country code in `region`, where they make
+/// a valid number there, so they meet the same number written in full. Returns, per E.164
+/// value, how it was written when read so, and whether some evidence wrote it in full.
+fn place_phones(cands: &mut [Candidate], region: &str) -> BTreeMap<String, (Vec<String>, bool)> {
+    let mut placed: BTreeMap<String, (Vec<String>, bool)> = BTreeMap::new();
+    for c in cands {
+        let Resolution::Value(ColumnValue::Text(written)) = &c.value else {
+            continue;
+        };
+        if c.canonical {
+            placed.entry(written.clone()).or_default().1 = true;
+        } else if let Some(e164) = crate::mapping::transform::phone_in_region(written, region) {
+            let p = placed.entry(e164.clone()).or_default();
+            if !p.0.contains(written) {
+                p.0.push(written.clone());
+            }
+            c.value = Resolution::Value(ColumnValue::Text(e164));
+            c.canonical = true;
+        }
+    }
+    placed
 }
 
 /// The country a phone column reads numbers written without a country code in: the one the
