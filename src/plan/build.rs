@@ -75,8 +75,9 @@ fn same_value(before: Option<&str>, after: &After, spec: &ColumnMap) -> bool {
 }
 
 /// Whether the evidence's value says nothing new about the row: the same value, an earlier
-/// stage of a lifecycle the row has moved on from (`advances`), or the row's international phone
-/// number written the local way.
+/// stage of a lifecycle the row has moved on from (`advances`), the row's name written another
+/// way (without accents, shortened, mistyped: see `name_variant`), or the row's international
+/// phone number written the local way.
 fn agrees(before: Option<&str>, after: &After, spec: &ColumnMap) -> bool {
     if same_value(before, after, spec) {
         return true;
@@ -98,9 +99,14 @@ fn agrees(before: Option<&str>, after: &After, spec: &ColumnMap) -> bool {
         transform,
         Some(Transform::Name | Transform::FirstName | Transform::LastName)
     ) {
-        // "Soren Dubois" is "Søren Dubois" typed without the accent: the row keeps its spelling.
-        use crate::matching::normalize::name_tokens;
-        if name_tokens(a) == name_tokens(b) && a.is_ascii() && !b.is_ascii() {
+        // "Soren Dubois" is "Søren Dubois" typed without the accent, "Rob Garcia" is "Robert
+        // Garcia" in short, "Robert Gren" a slip of the keyboard: the row keeps its spelling.
+        use crate::matching::normalize::{name_tokens, name_variant};
+        if name_tokens(a) == name_tokens(b) {
+            // The same letters: accents the row lacks are news, accents it has are kept.
+            return a.is_ascii() && !b.is_ascii();
+        }
+        if name_variant(a, b) {
             return true;
         }
     }
