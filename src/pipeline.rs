@@ -108,7 +108,12 @@ pub async fn run(req: Request<'_>) -> Result<Outcome, PipelineError> {
         window,
         overlap_confirms_only: !req.drift,
     };
-    let mut plan = plan::build(&ctx, &rec);
+    let duplicates = if req.drift {
+        drift::duplicates(&rec)
+    } else {
+        Default::default()
+    };
+    let mut plan = plan::build(&ctx, rec);
     plan.summary.skipped = collected.skipped.len() as u64;
     let drift = req.drift.then(|| {
         drift::build(
@@ -116,7 +121,7 @@ pub async fn run(req: Request<'_>) -> Result<Outcome, PipelineError> {
                 mapping: &req.mapping.mapping,
                 baseline: &base,
                 evidence: &collected.evidence,
-                reconstruction: &rec,
+                duplicates: &duplicates,
             },
             &plan,
             collected.skipped.len() as u64,

@@ -134,7 +134,20 @@ pub struct Context<'a> {
     pub mapping: &'a Mapping,
     pub baseline: &'a Baseline,
     pub evidence: &'a [Evidence],
-    pub reconstruction: &'a Reconstruction,
+    /// Entities whose identifiers point at several existing rows: plan-local id → those rows
+    /// (see [`duplicates`]).
+    pub duplicates: &'a HashMap<String, Vec<String>>,
+}
+
+/// What drift needs of matching's result, taken before planning consumes it: the entities whose
+/// identifiers point at several existing rows, by plan-local id.
+pub fn duplicates(rec: &Reconstruction) -> HashMap<String, Vec<String>> {
+    rec.entities
+        .iter()
+        .flat_map(|set| &set.items)
+        .filter(|item| item.could_be_by_identifier && item.could_be.len() > 1)
+        .map(|item| (item.local.clone(), item.could_be.clone()))
+        .collect()
 }
 
 /// The change id without its `-state` / `-identity` part: one finding per row.
@@ -147,15 +160,7 @@ fn finding_id(change_id: &str) -> &str {
 
 /// Reads the plan made over the drift window as findings.
 pub fn build(ctx: &Context, plan: &Plan, skipped: u64) -> Report {
-    // Entities whose identifiers point at several existing rows, by plan-local id.
-    let mut duplicates: HashMap<&str, &[String]> = HashMap::new();
-    for set in &ctx.reconstruction.entities {
-        for item in &set.items {
-            if item.could_be_by_identifier && item.could_be.len() > 1 {
-                duplicates.insert(item.local.as_str(), &item.could_be);
-            }
-        }
-    }
+    let duplicates = ctx.duplicates;
     // Existing rows by key, per entity, built when a finding first needs one.
     let mut row_index: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
     let mut by_id: BTreeMap<String, Finding> = BTreeMap::new();

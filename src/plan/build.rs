@@ -198,8 +198,9 @@ pub(crate) fn evidence_ref_with(e: &Evidence, all_fields: bool) -> EvidenceRef {
     }
 }
 
-/// Builds the plan.
-pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
+/// Builds the plan. It takes matching's result, and frees it before the plan's copies of the
+/// evidence are made, which halves planning's peak memory on large incidents.
+pub fn build(ctx: &Context, rec: Reconstruction) -> Plan {
     let mapping = ctx.mapping;
     let mut changes: Vec<Change> = Vec::new();
     let mut updates: Vec<Change> = Vec::new();
@@ -484,7 +485,7 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
         }
     }
     changes.extend(updates);
-    hold_uncertain_links(ctx.mapping, rec, &mut changes);
+    hold_uncertain_links(ctx.mapping, &rec, &mut changes);
     cascade(&mut changes);
     let mut unmatched = Vec::new();
     for u in &rec.unmatched {
@@ -495,6 +496,13 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
             why: u.why.clone(),
         });
     }
+    let entities = rec
+        .entities
+        .iter()
+        .map(|s| (s.table.clone(), s.items.len() as u64))
+        .collect();
+    // Matching's result is as large as the plan's evidence: it goes before they are made.
+    drop(rec);
     let evidence = used
         .iter()
         .map(|&i| (evidence_id(i), evidence_ref(&ctx.evidence[i])))
@@ -519,11 +527,7 @@ pub fn build(ctx: &Context, rec: &Reconstruction) -> Plan {
         evidence,
         unmatched,
     };
-    plan.summary.entities = rec
-        .entities
-        .iter()
-        .map(|s| (s.table.clone(), s.items.len() as u64))
-        .collect();
+    plan.summary.entities = entities;
     plan.recount();
     plan
 }

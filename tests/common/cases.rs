@@ -142,6 +142,7 @@ pub fn run(dir: &Path, drift: bool) -> (Plan, Option<Report>) {
             .await
             .unwrap();
         let rec = gapfill::matching::reconstruct(&loaded.mapping, &evidence, &base);
+        let duplicates = gapfill::drift::duplicates(&rec);
         let plan = gapfill::plan::build(
             &gapfill::plan::Context {
                 mapping: &loaded.mapping,
@@ -152,7 +153,7 @@ pub fn run(dir: &Path, drift: bool) -> (Plan, Option<Report>) {
                 window: Default::default(),
                 overlap_confirms_only: !drift,
             },
-            &rec,
+            rec,
         );
         let report = drift.then(|| {
             gapfill::drift::build(
@@ -160,7 +161,7 @@ pub fn run(dir: &Path, drift: bool) -> (Plan, Option<Report>) {
                     mapping: &loaded.mapping,
                     baseline: &base,
                     evidence: &evidence,
-                    reconstruction: &rec,
+                    duplicates: &duplicates,
                 },
                 &plan,
                 0,
