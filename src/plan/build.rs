@@ -199,7 +199,7 @@ pub(crate) fn evidence_ref_with(e: &Evidence, all_fields: bool) -> EvidenceRef {
 }
 
 /// Builds the plan. It takes matching's result, and frees it before the plan's copies of the
-/// evidence are made, which halves planning's peak memory on large incidents.
+/// evidence are made (at 100,000 reservations the peak went from 8.1 to 6.7 GiB).
 pub fn build(ctx: &Context, rec: Reconstruction) -> Plan {
     let mapping = ctx.mapping;
     let mut changes: Vec<Change> = Vec::new();
