@@ -108,15 +108,12 @@ pub async fn run(req: Request<'_>) -> Result<Outcome, PipelineError> {
         window,
         overlap_confirms_only: !req.drift,
     };
-    let duplicates = if req.drift {
-        drift::duplicates(&rec)
-    } else {
-        Default::default()
-    };
-    let mut plan = plan::build(&ctx, rec);
-    plan.summary.skipped = collected.skipped.len() as u64;
-    let drift = req.drift.then(|| {
-        drift::build(
+    let skipped = collected.skipped.len() as u64;
+    let (plan, drift) = if req.drift {
+        let duplicates = drift::duplicates(&rec);
+        let mut plan = plan::build(&ctx, rec);
+        plan.summary.skipped = skipped;
+        let report = drift::build(
             &drift::Context {
                 mapping: &req.mapping.mapping,
                 baseline: &base,
@@ -124,9 +121,17 @@ pub async fn run(req: Request<'_>) -> Result<Outcome, PipelineError> {
                 duplicates: &duplicates,
             },
             &plan,
-            collected.skipped.len() as u64,
-        )
-    });
+            skipped,
+        );
+        (plan, Some(report))
+    } else {
+        // The plan is the last thing that needs the evidence: it takes it rather than copy it.
+        let (mut plan, used) = plan::build_changes(&ctx, rec);
+        plan.summary.skipped = skipped;
+        drop(base);
+        plan::take_evidence(&mut plan, &used, collected.evidence);
+        (plan, None)
+    };
     lap("planning", &mut timings, &mut stage);
     Ok(Outcome {
         plan,

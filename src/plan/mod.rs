@@ -17,7 +17,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use build::{build, Context};
+pub use build::{build, build_changes, take_evidence, Context};
 pub(crate) use build::{evidence_id, evidence_ref_with};
 
 pub const FORMAT: &str = "gapfill-plan";
