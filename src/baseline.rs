@@ -280,8 +280,8 @@ pub async fn infer_window(
             .entities
             .values()
             .filter(|e| e.table.get_ref() == table)
-            .filter_map(|e| e.columns.iter().find(|(k, _)| k.get_ref() == column))
-            .find_map(|(_, c)| c.zone.as_ref().and_then(|z| z.get_ref().parse().ok()));
+            .filter_map(|e| e.column(column))
+            .find_map(|c| c.zone.as_ref().and_then(|z| z.get_ref().parse().ok()));
         let sql = format!(
             "SELECT {} FROM {} ORDER BY {} DESC LIMIT 1",
             select_expr(dialect, column, class),

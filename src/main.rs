@@ -122,22 +122,8 @@ enum Command {
     /// Build the reconciliation plan: baseline, evidence, matching, changes. Writes nothing to
     /// the database.
     Plan {
-        /// The incident's config file (mapping, database, sources); ./gapfill.toml when present.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        mapping: Option<PathBuf>,
-        /// The restored database, read-only: sqlite://PATH, postgres://… or mysql://…
-        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-        db: Option<String>,
         #[command(flatten)]
-        sources: SourceArgs,
-        /// Read evidence from this instant, date or duration back ("7d"); by default from the
-        /// restore point the database shows, less the mapping's overlap.
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long)]
-        until: Option<String>,
+        run: RunArgs,
         /// Where to write the plan (readable by its owner only).
         #[arg(long)]
         out: PathBuf,
@@ -156,22 +142,8 @@ enum Command {
     /// Report where the database and the evidence disagree, read-only: exit 0 when nothing
     /// drifts, 2 when something does, 1 on error.
     Drift {
-        /// The config file (mapping, database, sources, ignore file); ./gapfill.toml when present.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        mapping: Option<PathBuf>,
-        /// The database to check, read-only: sqlite://PATH, postgres://… or mysql://…
-        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-        db: Option<String>,
         #[command(flatten)]
-        sources: SourceArgs,
-        /// Compare evidence from this instant, date or duration back ("7d", "36h"); by default
-        /// from the newest row's time less the mapping's overlap.
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long)]
-        until: Option<String>,
+        run: RunArgs,
         /// Known and accepted differences to leave out (docs/drift.md); overrides the config's.
         #[arg(long, value_name = "FILE")]
         ignore: Option<PathBuf>,
@@ -231,6 +203,28 @@ enum Command {
         #[arg(long)]
         baseline: bool,
     },
+}
+
+/// What `plan` and `drift` run the pipeline on.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The incident's config file (mapping, database, sources, drift's ignore file);
+    /// ./gapfill.toml when present.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// The database, read-only: sqlite://PATH, postgres://… or mysql://…
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    db: Option<String>,
+    #[command(flatten)]
+    sources: SourceArgs,
+    /// Read evidence from this instant, date or duration back ("7d", "36h"); by default from the
+    /// restore point the database shows (its newest row's time), less the mapping's overlap.
+    #[arg(long)]
+    since: Option<String>,
+    #[arg(long)]
+    until: Option<String>,
 }
 
 /// The sources of a run; each replaces what the config file says for that source.
@@ -470,28 +464,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(if failed { 1 } else { 0 }))
         }
         Command::Plan {
-            config,
-            mapping,
-            db,
-            sources,
-            since,
-            until,
+            run,
             out,
             timings,
             detailed_exitcode,
             report,
             format,
         } => {
-            let (config, inputs) = config_and_inputs(config, sources, cli.quiet)?;
-            let run = Run {
-                config: &config,
-                inputs: &inputs,
-                mapping,
-                db,
-                since,
-                until,
-                quiet: cli.quiet,
-            };
+            let run = Run::new(run, cli.quiet)?;
             let outcome = run_pipeline(run, false)?;
             outcome.plan.write(&out)?;
             if let Some(report) = &report {
@@ -540,30 +520,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }))
         }
         Command::Drift {
-            config,
-            mapping,
-            db,
-            sources,
-            since,
-            until,
+            run,
             ignore,
             plan,
             format,
         } => {
-            let (config, inputs) = config_and_inputs(config, sources, cli.quiet)?;
+            let run = Run::new(run, cli.quiet)?;
             // Read the ignore file first: a typo in it should not cost a whole run.
-            let rules = match ignore.or(config.drift_ignore.clone()) {
+            let rules = match ignore.or(run.config.drift_ignore.clone()) {
                 Some(path) => Some(gapfill::drift::ignore::Rules::load(&path)?),
                 None => None,
-            };
-            let run = Run {
-                config: &config,
-                inputs: &inputs,
-                mapping,
-                db,
-                since,
-                until,
-                quiet: cli.quiet,
             };
             let outcome = run_pipeline(run, true)?;
             let mut report = outcome.drift.context("the pipeline made no drift report")?;
@@ -765,14 +731,29 @@ fn config_and_inputs(
 
 /// What `plan` and `drift` run the pipeline on: the config and sources, and the flags that
 /// override the config.
-struct Run<'a> {
-    config: &'a gapfill::config::Config,
-    inputs: &'a gapfill::sources::Inputs,
+struct Run {
+    config: gapfill::config::Config,
+    inputs: gapfill::sources::Inputs,
     mapping: Option<PathBuf>,
     db: Option<String>,
     since: Option<String>,
     until: Option<String>,
     quiet: bool,
+}
+
+impl Run {
+    fn new(args: RunArgs, quiet: bool) -> anyhow::Result<Run> {
+        let (config, inputs) = config_and_inputs(args.config, args.sources, quiet)?;
+        Ok(Run {
+            config,
+            inputs,
+            mapping: args.mapping,
+            db: args.db,
+            since: args.since,
+            until: args.until,
+            quiet,
+        })
+    }
 }
 
 /// Runs the pipeline (`drift`: as a drift check) with a spinner per stage on a terminal.
@@ -802,7 +783,7 @@ fn run_pipeline(run: Run, drift: bool) -> anyhow::Result<gapfill::pipeline::Outc
     let outcome = block_on(gapfill::pipeline::run(gapfill::pipeline::Request {
         mapping: &loaded,
         url: &url,
-        inputs: run.inputs,
+        inputs: &run.inputs,
         since,
         until,
         drift,

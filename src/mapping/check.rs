@@ -105,7 +105,7 @@ fn duration(r: &mut Report, d: &Spanned<String>) {
 fn when_past(r: &mut Report, e: &Entity, c: &ColumnMap, w: &Spanned<WhenPast>) {
     let rule = w.get_ref();
     let time = rule.column.get_ref();
-    match e.columns.iter().find(|(k, _)| k.get_ref() == time) {
+    match e.column(time) {
         None => r.error(
             &rule.column,
             format!(
@@ -113,12 +113,8 @@ fn when_past(r: &mut Report, e: &Entity, c: &ColumnMap, w: &Spanned<WhenPast>) {
                 suggest(time, e.columns.keys().map(|k| k.get_ref().as_str()))
             ),
         ),
-        Some((_, t)) => {
-            let is_time = t
-                .transform
-                .as_ref()
-                .is_some_and(|t| matches!(t.get_ref(), Transform::Time | Transform::Date));
-            if !is_time {
+        Some(t) => {
+            if !t.is_time() {
                 r.error(
                     &rule.column,
                     format!("`when_past` needs a time: column \"{time}\" has no `transform = \"time\"` (or \"date\")"),
@@ -131,19 +127,7 @@ fn when_past(r: &mut Report, e: &Entity, c: &ColumnMap, w: &Spanned<WhenPast>) {
             w,
             "`when_past` turns one status value into another; it needs the column's `values` to say which they are".into(),
         ),
-        Some(v) => {
-            for value in rule.turns.iter().flat_map(|(a, b)| [a, b]) {
-                if !v.get_ref().contains_key(value) {
-                    r.error(
-                        w,
-                        format!(
-                            "`when_past` names \"{value}\", which is not one of the column's `values` ({})",
-                            v.get_ref().keys().cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                    );
-                }
-            }
-        }
+        Some(v) => named_values(r, "when_past", w, v, rule.turns.iter().flat_map(|(a, b)| [a, b])),
     }
     if rule.turns.is_empty() {
         r.error(
@@ -153,6 +137,33 @@ fn when_past(r: &mut Report, e: &Entity, c: &ColumnMap, w: &Spanned<WhenPast>) {
     }
     if let Some(g) = &rule.grace {
         duration(r, g);
+    }
+}
+
+/// A rule that names status values (`advances`, `when_past`, `by_amounts`) names only the
+/// column's own `values`.
+fn named_values<'a, T>(
+    r: &mut Report,
+    key: &str,
+    at: &Spanned<T>,
+    values: &Spanned<std::collections::BTreeMap<String, Vec<String>>>,
+    named: impl IntoIterator<Item = &'a String>,
+) {
+    for value in named {
+        if !values.get_ref().contains_key(value) {
+            r.error(
+                at,
+                format!(
+                    "`{key}` names \"{value}\", which is not one of the column's `values` ({})",
+                    values
+                        .get_ref()
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
     }
 }
 
@@ -248,11 +259,7 @@ fn entity_shape(r: &mut Report, name: &Name, e: &Entity, entities: &[&str]) {
             }
         }
         if let Some(z) = &c.zone_from {
-            let is_time = c
-                .transform
-                .as_ref()
-                .is_some_and(|t| matches!(t.get_ref(), Transform::Time | Transform::Date));
-            if !is_time {
+            if !c.is_time() {
                 r.error(
                     z,
                     "`zone_from` names the zone of a wall-clock time; it needs `transform = \"time\"` (or \"date\")".into(),
@@ -266,19 +273,11 @@ fn entity_shape(r: &mut Report, name: &Name, e: &Entity, entities: &[&str]) {
             );
         }
         if let (Some(a), Some(v)) = (&c.advances, &c.values) {
-            for (from, to) in a.get_ref() {
-                for value in std::iter::once(from).chain(to) {
-                    if !v.get_ref().contains_key(value) {
-                        r.error(
-                            a,
-                            format!(
-                                "`advances` names \"{value}\", which is not one of the column's `values` ({})",
-                                v.get_ref().keys().cloned().collect::<Vec<_>>().join(", ")
-                            ),
-                        );
-                    }
-                }
-            }
+            let named = a
+                .get_ref()
+                .iter()
+                .flat_map(|(from, to)| std::iter::once(from).chain(to));
+            named_values(r, "advances", a, v, named);
         }
         if let Some(w) = &c.when_past {
             when_past(r, e, c, w);
@@ -305,7 +304,7 @@ fn entity_shape(r: &mut Report, name: &Name, e: &Entity, entities: &[&str]) {
         if let Some(b) = &c.by_amounts {
             let rule = b.get_ref();
             for col in [&rule.total, &rule.part] {
-                if !e.columns.keys().any(|k| k.get_ref() == col.get_ref()) {
+                if e.column(col.get_ref()).is_none() {
                     r.error(
                         col,
                         format!(
@@ -320,17 +319,7 @@ fn entity_shape(r: &mut Report, name: &Name, e: &Entity, entities: &[&str]) {
                 }
             }
             if let Some(v) = &c.values {
-                for value in [&rule.none, &rule.some, &rule.all] {
-                    if !v.get_ref().contains_key(value) {
-                        r.error(
-                            b,
-                            format!(
-                                "`by_amounts` names \"{value}\", which is not one of the column's `values` ({})",
-                                v.get_ref().keys().cloned().collect::<Vec<_>>().join(", ")
-                            ),
-                        );
-                    }
-                }
+                named_values(r, "by_amounts", b, v, [&rule.none, &rule.some, &rule.all]);
             }
         }
         let is_phone = c

@@ -92,6 +92,25 @@ pub struct Entity {
     pub matching: Option<MatchRules>,
 }
 
+impl Entity {
+    /// The mapping of the column of this name.
+    pub fn column(&self, name: &str) -> Option<&ColumnMap> {
+        self.columns
+            .iter()
+            .find(|(k, _)| k.get_ref() == name)
+            .map(|(_, c)| c)
+    }
+}
+
+impl ColumnMap {
+    /// Whether the column's values are times or dates.
+    pub fn is_time(&self) -> bool {
+        self.transform
+            .as_ref()
+            .is_some_and(|t| matches!(t.get_ref(), Transform::Time | Transform::Date))
+    }
+}
+
 /// How a new row's key is made.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

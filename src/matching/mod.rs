@@ -235,10 +235,8 @@ fn key_text(transform: Option<Transform>, text: &str) -> String {
 
 fn column_transform(entity: &Entity, column: &str) -> Option<Transform> {
     entity
-        .columns
-        .iter()
-        .find(|(k, _)| k.get_ref() == column)
-        .and_then(|(_, c)| c.transform.as_ref().map(|t| *t.get_ref()))
+        .column(column)
+        .and_then(|c| c.transform.as_ref().map(|t| *t.get_ref()))
 }
 
 /// The identifier keys an item gives: one per natural key set all of whose columns it fills.

@@ -764,21 +764,25 @@ pub(super) fn lapsed_rows(
         let Some(entity) = mapping.entity(&set.entity) else {
             continue;
         };
-        let rules: Vec<(&str, &crate::mapping::WhenPast)> = entity
+        let Some(rows) = baseline.entities.get(&set.entity) else {
+            continue;
+        };
+        // Each rule with its column's place in the baseline rows.
+        let rules: Vec<(&str, &crate::mapping::WhenPast, usize)> = entity
             .columns
             .iter()
             .filter_map(|(c, s)| {
-                s.when_past
-                    .as_ref()
-                    .map(|w| (c.get_ref().as_str(), w.get_ref()))
+                let column = c.get_ref().as_str();
+                Some((
+                    column,
+                    s.when_past.as_ref()?.get_ref(),
+                    rows.column_index(column)?,
+                ))
             })
             .collect();
         if rules.is_empty() {
             continue;
         }
-        let Some(rows) = baseline.entities.get(&set.entity) else {
-            continue;
-        };
         let held: std::collections::HashSet<&str> = set
             .items
             .iter()
@@ -796,9 +800,9 @@ pub(super) fn lapsed_rows(
                 continue;
             }
             // Most rows hold no value any rule turns: they cost one comparison, no item.
-            let turnable = rules.iter().any(|(column, rule)| {
-                rows.column_index(column)
-                    .and_then(|i| row[i].as_deref())
+            let turnable = rules.iter().any(|(_, rule, i)| {
+                row[*i]
+                    .as_deref()
                     .is_some_and(|status| rule.turns.contains_key(status))
             });
             if !turnable {
@@ -820,8 +824,8 @@ pub(super) fn lapsed_rows(
                 could_be: vec![],
                 could_be_by_identifier: false,
             };
-            for (column, rule) in &rules {
-                let Some(status) = rows.column_index(column).and_then(|i| row[i].as_deref()) else {
+            for (column, rule, i) in &rules {
+                let Some(status) = row[*i].as_deref() else {
                     continue;
                 };
                 if !rule.turns.contains_key(status) {
@@ -859,11 +863,7 @@ fn time_of(
     item: &super::Reconstructed,
     row: Option<(&Rows, &Vec<Option<Box<str>>>)>,
 ) -> Option<(DateTime<Utc>, Vec<usize>)> {
-    let spec = entity
-        .columns
-        .iter()
-        .find(|(k, _)| k.get_ref() == column)
-        .map(|(_, s)| s)?;
+    let spec = entity.column(column)?;
     if let Some(r) = item.columns.get(column) {
         if let Resolution::Value(v) = &r.value {
             let zone = spec.zone.as_ref().and_then(|z| z.get_ref().parse().ok());
