@@ -76,7 +76,12 @@ fn main() {
         until: None,
     };
     let mut collected = Collected::default();
-    sources::read_all(&inputs, &loaded.mapping.sources, &window, &mut collected);
+    rt.block_on(sources::read_all(
+        &inputs,
+        &loaded.mapping.sources,
+        &window,
+        &mut collected,
+    ));
     // Interleave the sources, so that every N holds some of each.
     let mut by_source: Vec<Vec<gapfill::evidence::Evidence>> = vec![Vec::new(); 4];
     for e in collected.evidence {

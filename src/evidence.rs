@@ -337,20 +337,25 @@ impl Window {
     }
 }
 
-/// Parses durations such as "90m", "6h", "2d", "1w".
+/// The longest duration gapfill takes: a century is more than any backup gap, grace or
+/// tolerance, and keeps every sum of a duration and a time far inside chrono's range.
+pub const MAX_DURATION_DAYS: i64 = 36_525;
+
+/// Parses durations such as "90m", "6h", "2d", "1w", of at most [`MAX_DURATION_DAYS`].
 pub fn parse_duration(s: &str) -> Option<chrono::Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit())?;
     let (n, unit) = s.split_at(split);
     let n: i64 = n.parse().ok()?;
-    match unit.trim() {
-        "s" => Some(chrono::Duration::seconds(n)),
-        "m" | "min" => Some(chrono::Duration::minutes(n)),
-        "h" => Some(chrono::Duration::hours(n)),
-        "d" => Some(chrono::Duration::days(n)),
-        "w" => Some(chrono::Duration::weeks(n)),
+    let d = match unit.trim() {
+        "s" => chrono::Duration::try_seconds(n),
+        "m" | "min" => chrono::Duration::try_minutes(n),
+        "h" => chrono::Duration::try_hours(n),
+        "d" => chrono::Duration::try_days(n),
+        "w" => chrono::Duration::try_weeks(n),
         _ => None,
-    }
+    }?;
+    (d <= chrono::Duration::days(MAX_DURATION_DAYS)).then_some(d)
 }
 
 /// A window bound as people write it on a command line: an instant ("2026-06-16T02:00:00Z", with
@@ -358,7 +363,7 @@ pub fn parse_duration(s: &str) -> Option<chrono::Duration> {
 pub fn parse_bound(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if let Some(d) = parse_duration(s) {
-        return Some(now - d);
+        return now.checked_sub_signed(d);
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));

@@ -9,6 +9,7 @@ pub mod dburl;
 pub mod drift;
 pub mod evaluate;
 pub mod evidence;
+pub mod files;
 pub mod mapping;
 pub mod matching;
 pub mod money;

@@ -252,7 +252,11 @@ struct SourceArgs {
 
 impl SourceArgs {
     /// Flags win over the config file, source by source.
-    fn inputs(self, config: &gapfill::config::Config, quiet: bool) -> gapfill::sources::Inputs {
+    fn inputs(
+        self,
+        config: &gapfill::config::Config,
+        quiet: bool,
+    ) -> anyhow::Result<gapfill::sources::Inputs> {
         let pick = |flag: Vec<PathBuf>, file: &Vec<PathBuf>| {
             if flag.is_empty() {
                 file.clone()
@@ -261,16 +265,28 @@ impl SourceArgs {
             }
         };
         let api = self.stripe_api || (self.stripe.is_empty() && config.stripe_api);
-        gapfill::sources::Inputs {
+        let stripe_api = if api {
+            // The one place the key and server are read from the environment.
+            let env = |name: &str| std::env::var(name).ok();
+            let mut config = gapfill::sources::stripe::ApiConfig::from_values(
+                env("STRIPE_API_KEY").as_deref(),
+                env("STRIPE_API_BASE").as_deref(),
+            )?;
+            config.progress = !quiet && std::io::stderr().is_terminal();
+            Some(gapfill::sources::StripeApi {
+                config,
+                cache: self.stripe_cache,
+            })
+        } else {
+            None
+        };
+        Ok(gapfill::sources::Inputs {
             stripe: pick(self.stripe, &config.stripe),
             calendar: pick(self.calendar, &config.calendar),
             mail: pick(self.mail, &config.mail),
             csv: pick(self.csv, &config.csv),
-            stripe_api: api.then(|| gapfill::sources::StripeApi {
-                cache: self.stripe_cache,
-                progress: !quiet && std::io::stderr().is_terminal(),
-            }),
-        }
+            stripe_api,
+        })
     }
 }
 
@@ -415,7 +431,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let bound = |flag: &str, v: Option<String>| -> anyhow::Result<_> {
                 v.map(|s| {
                     gapfill::evidence::parse_bound(&s, now).with_context(|| {
-                        format!("--{flag} {s:?} is not an instant, a date or a duration such as 7d")
+                        format!("--{flag} {s:?} is not an instant, a date or a duration such as 7d (of at most {} days)", gapfill::evidence::MAX_DURATION_DAYS)
                     })
                 })
                 .transpose()
@@ -444,7 +460,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let rules = loaded.map(|l| l.mapping.sources).unwrap_or_default();
             let mut collected = gapfill::evidence::Collected::default();
-            let tallies = gapfill::sources::read_all(&inputs, &rules, &window, &mut collected);
+            let tallies = block_on(gapfill::sources::read_all(
+                &inputs,
+                &rules,
+                &window,
+                &mut collected,
+            ))?;
             match format {
                 Format::Json => {
                     let doc = serde_json::json!({
@@ -476,7 +497,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             outcome.plan.write(&out)?;
             if let Some(report) = &report {
                 let page = gapfill::plan::html::html(&outcome.plan);
-                gapfill::plan::write_private(report, page.as_bytes())
+                gapfill::files::write_private(report, page.as_bytes())
                     .with_context(|| format!("cannot write the report {}", report.display()))?;
             }
             if timings {
@@ -498,7 +519,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     print(&gapfill::sources::report(
                         &outcome.tallies,
                         &outcome.window,
-                        &gapfill::evidence::Collected::default(),
+                        &malformed_only(&outcome.malformed),
                         false,
                     ))?;
                     print(&gapfill::plan::render::summary(&outcome.plan))?;
@@ -562,14 +583,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         print(&gapfill::sources::report(
                             &outcome.tallies,
                             &outcome.window,
-                            &gapfill::evidence::Collected::default(),
+                            &malformed_only(&outcome.malformed),
                             false,
                         ))?;
                     }
                     print(&gapfill::drift::render::text(&report, Some(&fix)))?;
                 }
             }
+            // docs/drift.md: an input that could not be read is an error; a malformed record is
+            // listed with its place (the text report, or stderr beside the JSON) and the rest of
+            // its file still counts, so one broken mail does not blind a cron check.
             let failed = outcome.tallies.iter().any(|t| !t.errors.is_empty());
+            if format == Format::Json && !cli.quiet {
+                for s in &outcome.malformed {
+                    eprintln!("malformed input: {}: {}", s.provenance, s.detail);
+                }
+                for e in outcome.tallies.iter().flat_map(|t| &t.errors) {
+                    eprintln!("error: {e}");
+                }
+            }
             Ok(ExitCode::from(if failed {
                 1
             } else if report.drifts() {
@@ -636,7 +668,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             use gapfill::plan::review;
             let mut plan = gapfill::plan::Plan::read(&path)?;
             if let Some(csv) = export {
-                gapfill::plan::write_private(&csv, review::export_csv(&plan).as_bytes())
+                gapfill::files::write_private(&csv, review::export_csv(&plan).as_bytes())
                     .with_context(|| format!("cannot write the review sheet {}", csv.display()))?;
                 if !cli.quiet {
                     eprintln!(
@@ -714,6 +746,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What the sources report lists item by item after a plan or drift run: the malformed ones.
+fn malformed_only(malformed: &[gapfill::evidence::Skip]) -> gapfill::evidence::Collected {
+    gapfill::evidence::Collected {
+        skipped: malformed.to_vec(),
+        ..Default::default()
+    }
+}
+
 /// The config file (`--config` or ./gapfill.toml) and the sources of a run, flags first.
 fn config_and_inputs(
     config: Option<PathBuf>,
@@ -721,7 +761,7 @@ fn config_and_inputs(
     quiet: bool,
 ) -> anyhow::Result<(gapfill::config::Config, gapfill::sources::Inputs)> {
     let config = gapfill::config::Config::load(config.as_deref())?;
-    let inputs = sources.inputs(&config, quiet);
+    let inputs = sources.inputs(&config, quiet)?;
     anyhow::ensure!(
         !inputs.is_empty(),
         "no sources: give --stripe, --stripe-api, --calendar, --mail or --csv, or a config file that names them"
@@ -820,7 +860,7 @@ fn parse_bound(
 ) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
     v.map(|s| {
         gapfill::evidence::parse_bound(&s, now).with_context(|| {
-            format!("--{flag} {s:?} is not an instant, a date or a duration such as 7d")
+            format!("--{flag} {s:?} is not an instant, a date or a duration such as 7d (of at most {} days)", gapfill::evidence::MAX_DURATION_DAYS)
         })
     })
     .transpose()

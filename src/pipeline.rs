@@ -48,6 +48,9 @@ pub struct Outcome {
     pub window: Window,
     /// Each stage: its name, wall time, and the process's peak memory when it ended.
     pub timings: Vec<(String, Duration, Option<u64>)>,
+    /// The malformed input items the sources skipped, each with its place and what was wrong,
+    /// for the report to list (the other skips are only counted).
+    pub malformed: Vec<crate::evidence::Skip>,
     /// The plan read as disagreements, when the request was a drift check.
     pub drift: Option<drift::Report>,
 }
@@ -91,7 +94,8 @@ pub async fn run(req: Request<'_>) -> Result<Outcome, PipelineError> {
         &req.mapping.mapping.sources,
         &window,
         &mut collected,
-    );
+    )
+    .await;
     lap("evidence", &mut timings, &mut stage);
 
     (req.progress)("matching");
@@ -109,6 +113,8 @@ pub async fn run(req: Request<'_>) -> Result<Outcome, PipelineError> {
         overlap_confirms_only: !req.drift,
     };
     let skipped = collected.skipped.len() as u64;
+    let mut malformed = std::mem::take(&mut collected.skipped);
+    malformed.retain(|s| s.reason == crate::evidence::SkipReason::Malformed);
     let (plan, drift) = if req.drift {
         let duplicates = drift::duplicates(&rec);
         let mut plan = plan::build(&ctx, rec);
@@ -132,12 +138,15 @@ pub async fn run(req: Request<'_>) -> Result<Outcome, PipelineError> {
         plan::take_evidence(&mut plan, &used, collected.evidence);
         (plan, None)
     };
+    let mut plan = plan;
+    plan.seal();
     lap("planning", &mut timings, &mut stage);
     Ok(Outcome {
         plan,
         tallies,
         window,
         timings,
+        malformed,
         drift,
     })
 }

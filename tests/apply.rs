@@ -54,6 +54,38 @@ fn count(url: &str, table: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The reference schema's tables, in the order rows refer to each other.
+const TABLES: &[&str] = &[
+    "locations",
+    "vehicles",
+    "customers",
+    "reservations",
+    "payments",
+];
+
+/// Every row of every table, every column, as the database's own client prints them: the state a
+/// test compares whole, not through counts or evaluation aggregates.
+fn contents(url: &str) -> String {
+    let mut out = String::new();
+    for t in TABLES {
+        out += &format!("-- {t}\n");
+        out += &query(url, &format!("SELECT * FROM {t} ORDER BY id"));
+    }
+    out
+}
+
+/// PostgreSQL's sequences and where they stand; nothing on the other databases.
+fn sequences(url: &str) -> String {
+    if url.starts_with("postgres://") {
+        query(
+            url,
+            "SELECT sequencename, last_value FROM pg_sequences ORDER BY sequencename",
+        )
+    } else {
+        String::new()
+    }
+}
+
 fn plan(incident: &Path, url: &str, out: &Path) -> serde_json::Value {
     plan_incident(incident, url, out, &[]);
     serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
@@ -87,7 +119,9 @@ fn round_trip(incident: &Path, url: &str, work: &Path) {
         );
     }
 
-    // A dry run does everything and keeps nothing.
+    // A dry run does everything and keeps nothing: not a row, not a sequence value.
+    let rows_before = contents(url);
+    let sequences_before = sequences(url);
     let out = gapfill_ok(&[
         "apply",
         plan_path.to_str().unwrap(),
@@ -96,10 +130,11 @@ fn round_trip(incident: &Path, url: &str, work: &Path) {
         "--dry-run",
     ]);
     assert!(out.contains("dry run"), "{out}");
+    assert_eq!(contents(url), rows_before, "a dry run leaves nothing");
     assert_eq!(
-        tables(&evaluate_json(&truth, url)),
-        before,
-        "a dry run leaves nothing"
+        sequences(url),
+        sequences_before,
+        "a dry run takes no sequence values"
     );
 
     // Apply.
@@ -153,6 +188,11 @@ fn round_trip(incident: &Path, url: &str, work: &Path) {
         script
     };
     sql(url, &script);
+    assert_eq!(
+        contents(url),
+        rows_before,
+        "undo restores every row exactly"
+    );
     assert_eq!(
         tables(&evaluate_json(&truth, url)),
         before,
@@ -265,7 +305,7 @@ fn apply_never_deletes_drops_or_truncates() {
     let (url, _guard) = postgres_db(&base, "guarded", &incident.join("restored.postgres.sql"));
     sql(
         &url,
-        "CREATE TABLE gapfill_audit (change_id TEXT NOT NULL PRIMARY KEY, plan_hash TEXT NOT NULL, table_name TEXT NOT NULL, row_key TEXT NOT NULL, operation TEXT NOT NULL, evidence TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        "CREATE TABLE gapfill_audit (plan_id TEXT NOT NULL, change_id TEXT NOT NULL, plan_hash TEXT NOT NULL, table_name TEXT NOT NULL, row_key TEXT NOT NULL, operation TEXT NOT NULL, evidence TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (plan_id, change_id))",
     );
     forbid_destructive_statements(&url);
     // The guard works: a DELETE is refused.
@@ -382,4 +422,329 @@ fn apply_asks_before_writing() {
         tables(&evaluate_json(&incident.join("truth.db"), &url)),
         before
     );
+}
+
+/// A plan written by hand from one `plan` made against `url`: its schema fingerprint and format,
+/// another id, and only `changes`. What apply takes is a plan file, whoever wrote it.
+fn plan_with(made: &serde_json::Value, id: &str, changes: Vec<serde_json::Value>) -> String {
+    let mut p = made.clone();
+    p["id"] = serde_json::json!(id);
+    p["changes"] = serde_json::Value::Array(changes);
+    p["evidence"] = serde_json::json!({});
+    p["unmatched"] = serde_json::json!([]);
+    p.to_string()
+}
+
+/// One accepted update of one column of an existing row.
+fn update(
+    id: &str,
+    table: &str,
+    key: &str,
+    column: &str,
+    before: &str,
+    after: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "id": id, "entity": table, "table": table, "op": "update", "key_column": "id",
+        "local": null, "key": key,
+        "columns": [{"column": column, "before": before,
+                     "after": {"kind": "text", "value": after}, "evidence": [], "alternatives": []}],
+        "confidence": 1.0, "decision": "accepted", "decided_by": {"by": "auto"}, "reasons": [],
+        "depends_on": [], "explanation": [], "evidence": []
+    })
+}
+
+/// An earlier plan changed a row; a later plan's update of the same row (same entity, same key,
+/// so the same change id) is applied, not skipped as "applied before": the audit table knows
+/// changes per plan.
+fn a_later_plan_changes_a_row_an_earlier_plan_changed(
+    url: &str,
+    work: &Path,
+    made: &serde_json::Value,
+) {
+    let key = query(url, "SELECT min(id) FROM customers")
+        .trim()
+        .to_string();
+    let name = query(
+        url,
+        &format!("SELECT full_name FROM customers WHERE id = {key}"),
+    )
+    .trim_end_matches('\n')
+    .to_string();
+    let first = work.join("first.json");
+    std::fs::write(
+        &first,
+        plan_with(
+            made,
+            "plan-first",
+            vec![update(
+                "cust-same",
+                "customers",
+                &key,
+                "full_name",
+                &name,
+                "Ada Earlier",
+            )],
+        ),
+    )
+    .unwrap();
+    gapfill_ok(&["apply", first.to_str().unwrap(), "--db", url, "--yes"]);
+    let later = work.join("later.json");
+    std::fs::write(
+        &later,
+        plan_with(
+            made,
+            "plan-later",
+            vec![update(
+                "cust-same",
+                "customers",
+                &key,
+                "full_name",
+                "Ada Earlier",
+                "Ada Later",
+            )],
+        ),
+    )
+    .unwrap();
+    let out = gapfill_ok(&["apply", later.to_str().unwrap(), "--db", url, "--yes"]);
+    assert!(out.contains("applied 1 of 1"), "{out}");
+    assert_eq!(
+        query(
+            url,
+            &format!("SELECT full_name FROM customers WHERE id = {key}")
+        )
+        .trim(),
+        "Ada Later"
+    );
+    // The earlier plan again: its change is its own, already made.
+    let out = gapfill_ok(&["apply", first.to_str().unwrap(), "--db", url, "--yes"]);
+    assert!(out.contains("nothing to do"), "{out}");
+    // A later plan made before the earlier one was applied is refused as stale, never skipped.
+    std::fs::write(
+        &later,
+        plan_with(
+            made,
+            "plan-stale",
+            vec![update(
+                "cust-same",
+                "customers",
+                &key,
+                "full_name",
+                "Ada Earlier",
+                "Ada Other",
+            )],
+        ),
+    )
+    .unwrap();
+    let out = gapfill(&["apply", later.to_str().unwrap(), "--db", url, "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stale") && err.contains("full_name is Ada Later now"),
+        "{err}"
+    );
+}
+
+/// The values an undo script must give back exactly, on every driver: quotes of both kinds,
+/// backslashes (escapes on MySQL unless NO_BACKSLASH_ESCAPES), a line break, SQL that would run
+/// if it escaped its literal, and characters outside the Basic Multilingual Plane.
+const NASTY: &str =
+    "O'Brien \\' ; UPDATE customers SET email = 'x' -- \\\\ \"q\" \\n\nŁódź 漢字 😀 \\";
+
+/// The value as hex, read by the database itself, so that nothing the client prints is compared.
+fn hex_of(url: &str, table: &str, column: &str, key: &str) -> String {
+    let expr = if url.starts_with("postgres://") {
+        format!("encode(convert_to({column}, 'UTF8'), 'hex')")
+    } else {
+        format!("hex({column})")
+    };
+    query(url, &format!("SELECT {expr} FROM {table} WHERE id = {key}"))
+        .trim()
+        .to_lowercase()
+}
+
+/// A literal the test's own client reads back as `v` exactly, written in hex.
+fn hex_literal(url: &str, v: &str) -> String {
+    let hex: String = v.bytes().map(|b| format!("{b:02x}")).collect();
+    if url.starts_with("postgres://") {
+        format!("convert_from(decode('{hex}', 'hex'), 'UTF8')")
+    } else if url.starts_with("sqlite://") {
+        format!("CAST(X'{hex}' AS TEXT)")
+    } else {
+        format!("_utf8mb4 X'{hex}'")
+    }
+}
+
+/// The undo script restores a value with quotes, backslashes and any Unicode byte for byte, and
+/// runs without error in the database's own client.
+fn undo_restores_any_value(url: &str, work: &Path, made: &serde_json::Value) {
+    let key = query(url, "SELECT max(id) FROM customers")
+        .trim()
+        .to_string();
+    let mut nasty = NASTY.to_string();
+    if !url.starts_with("postgres://") {
+        // PostgreSQL text cannot hold NUL; the others can, and then the undo must too.
+        nasty.push('\0');
+        nasty.push_str("after NUL");
+    }
+    sql(
+        url,
+        &format!(
+            "UPDATE customers SET full_name = {} WHERE id = {key};",
+            hex_literal(url, &nasty)
+        ),
+    );
+    let want: String = nasty.bytes().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex_of(url, "customers", "full_name", &key), want);
+    let p = work.join("nasty.json");
+    std::fs::write(
+        &p,
+        plan_with(
+            made,
+            "plan-nasty",
+            vec![update(
+                "cust-nasty",
+                "customers",
+                &key,
+                "full_name",
+                &nasty,
+                "Plain Name",
+            )],
+        ),
+    )
+    .unwrap();
+    let undo = work.join("nasty-undo.sql");
+    let out = gapfill_ok(&[
+        "apply",
+        p.to_str().unwrap(),
+        "--db",
+        url,
+        "--yes",
+        "--undo",
+        undo.to_str().unwrap(),
+    ]);
+    assert!(out.contains("applied 1 of 1"), "{out}");
+    assert_eq!(
+        query(
+            url,
+            &format!("SELECT full_name FROM customers WHERE id = {key}")
+        )
+        .trim(),
+        "Plain Name"
+    );
+    let script = std::fs::read_to_string(&undo).unwrap();
+    assert!(!script.contains('\0'), "the script is text");
+    sql(url, &script);
+    assert_eq!(
+        hex_of(url, "customers", "full_name", &key),
+        want,
+        "undo gives the value back byte for byte"
+    );
+}
+
+fn safety_on(url: &str, incident: &Path, work: &Path) {
+    let made = plan(incident, url, &work.join("made.json"));
+    a_later_plan_changes_a_row_an_earlier_plan_changed(url, work, &made);
+    undo_restores_any_value(url, work, &made);
+}
+
+#[test]
+fn later_plans_and_undo_values_on_sqlite() {
+    let (dir, incident) = incident(36, 30, "low");
+    let db = dir.path().join("work.db");
+    std::fs::copy(incident.join("restored.db"), &db).unwrap();
+    safety_on(&sqlite_url(&db), &incident, dir.path());
+}
+
+#[test]
+fn later_plans_and_undo_values_on_postgres() {
+    let Some(base) = server("GAPFILL_TEST_POSTGRES") else {
+        return;
+    };
+    let (dir, incident) = incident(37, 30, "low");
+    let (url, _guard) = postgres_db(&base, "later", &incident.join("restored.postgres.sql"));
+    safety_on(&url, &incident, dir.path());
+}
+
+#[test]
+fn later_plans_and_undo_values_on_mariadb() {
+    let Some(base) = server("GAPFILL_TEST_MYSQL") else {
+        return;
+    };
+    let (dir, incident) = incident(38, 30, "low");
+    let (url, _guard) = mysql_db(&base, "later", &incident.join("restored.mysql.sql"));
+    safety_on(&url, &incident, dir.path());
+}
+
+/// Applying the automatic part of a plan now and the reviewed rest later is one plan applied
+/// twice: the second apply makes only what the first did not, and no row twice.
+#[test]
+fn a_plan_applied_again_after_more_review_adds_only_the_rest() {
+    let (dir, incident) = incident(39, 60, "low");
+    let db = dir.path().join("work.db");
+    std::fs::copy(incident.join("restored.db"), &db).unwrap();
+    let url = sqlite_url(&db);
+    let full = dir.path().join("plan.json");
+    let p = plan(&incident, &url, &full);
+    let all = accepted(&p).len();
+    // Held back for review: every payment (nothing depends on a payment).
+    let mut held = p.clone();
+    let mut n_held = 0;
+    for c in held["changes"].as_array_mut().unwrap() {
+        if c["table"] == "payments" && c["decision"] == "accepted" {
+            c["decision"] = serde_json::json!("needs_review");
+            n_held += 1;
+        }
+    }
+    assert!(n_held > 0);
+    let partial = dir.path().join("partial.json");
+    std::fs::write(&partial, held.to_string()).unwrap();
+    let before = count(&url, "payments");
+    gapfill_ok(&["apply", partial.to_str().unwrap(), "--db", &url, "--yes"]);
+    let out = gapfill_ok(&["apply", full.to_str().unwrap(), "--db", &url, "--yes"]);
+    assert!(
+        out.contains(&format!(
+            "applied {n_held} of {all} accepted changes ({} applied before)",
+            all - n_held
+        )),
+        "{out}"
+    );
+    let inserted: u64 = p["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["table"] == "payments" && c["op"] == "insert" && c["decision"] == "accepted")
+        .count() as u64;
+    assert_eq!(
+        count(&url, "payments"),
+        before + inserted,
+        "no payment twice"
+    );
+    assert_eq!(count(&url, "gapfill_audit"), all as u64);
+}
+
+/// A MariaDB URL that sets its own session time zone (`?timezone=`) plans exactly as one that
+/// does not, and its plan applies: planning and apply read TIMESTAMP columns in the same zone.
+#[test]
+fn a_mariadb_session_zone_does_not_change_the_plan() {
+    let Some(base) = server("GAPFILL_TEST_MYSQL") else {
+        return;
+    };
+    let (dir, incident) = incident(40, 40, "low");
+    let (url, _guard) = mysql_db(&base, "zone", &incident.join("restored.mysql.sql"));
+    // TIMESTAMP columns are the ones the session's zone converts.
+    sql(
+        &url,
+        "ALTER TABLE reservations MODIFY pickup_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, MODIFY return_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP;",
+    );
+    let zoned = format!("{url}?timezone=%2B05%3A00");
+    let a = dir.path().join("utc.json");
+    let b = dir.path().join("zoned.json");
+    plan_incident(&incident, &url, &a, &[]);
+    plan_incident(&incident, &zoned, &b, &[]);
+    assert!(
+        std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+        "the session's zone changed the plan"
+    );
+    gapfill_ok(&["apply", b.to_str().unwrap(), "--db", &zoned, "--yes"]);
 }

@@ -36,12 +36,12 @@ fn the_simulators_evidence_projects_onto_the_reference_mapping() {
         ..Inputs::default()
     };
     let mut got = Collected::default();
-    read_all(
+    tokio::runtime::Runtime::new().unwrap().block_on(read_all(
         &inputs,
         &loaded.mapping.sources,
         &Window::default(),
         &mut got,
-    );
+    ));
     let mut per_entity: BTreeMap<String, usize> = BTreeMap::new();
     let mut problems = Vec::new();
     let mut codes: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();

@@ -42,8 +42,10 @@ pub enum ApplyError {
     Dependency { change: String, needs: String },
     #[error("{what} failed: {message}; nothing was applied")]
     Db { what: String, message: String },
-    #[error("cannot write the undo script {path}: {message}")]
+    #[error("cannot write the undo script {path}: {message}; nothing was applied")]
     Undo { path: String, message: String },
+    #[error("the audit table {AUDIT_TABLE} was made by an older gapfill (it has no plan_id column), so this apply cannot tell which plan each recorded change came from; keep it under another name (ALTER TABLE {AUDIT_TABLE} RENAME TO {AUDIT_TABLE}_old) and apply again; nothing was applied")]
+    OldAudit,
 }
 
 type Result<T> = std::result::Result<T, ApplyError>;
@@ -57,6 +59,9 @@ pub struct Options {
 
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
+    /// The plan's id, under which the audit table records its changes.
+    pub plan_id: String,
+    /// The digest of the reviewed plan that was applied.
     pub plan_hash: String,
     pub dry_run: bool,
     pub accepted: usize,
@@ -92,7 +97,7 @@ pub async fn connect(url: &str) -> Result<AnyConnection> {
         // TIMESTAMP columns convert from the session's zone; the plan's instants are UTC.
         run(
             &mut conn,
-            "SET time_zone = '+00:00'",
+            dburl::MYSQL_SESSION_ZONE,
             "setting the session time zone",
         )
         .await?;
@@ -150,6 +155,7 @@ pub async fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Report> {
         });
     }
     let plan_hash = plan.hash();
+    let plan_id = plan.scope();
     // DDL outside the transaction: MySQL would commit it implicitly anyway.
     run(
         &mut conn,
@@ -157,15 +163,43 @@ pub async fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Report> {
         "creating the audit table",
     )
     .await?;
+    let probe = format!(
+        "SELECT plan_id FROM {} WHERE 1 = 0",
+        dialect.quote(AUDIT_TABLE)
+    );
+    if sqlx::query(sqlx::AssertSqlSafe(probe))
+        .fetch_optional(&mut conn)
+        .await
+        .is_err()
+    {
+        return Err(ApplyError::OldAudit);
+    }
     let begin = match dialect {
         Dialect::Sqlite => "BEGIN IMMEDIATE",
         _ => "BEGIN",
     };
     run(&mut conn, begin, "starting the transaction").await?;
-    let result =
-        apply_in_transaction(&mut conn, dialect, &schema, plan, &changes, &plan_hash).await;
+    let ids = Ids {
+        plan: &plan_id,
+        hash: &plan_hash,
+    };
+    let result = async {
+        let (mut report, undo) =
+            apply_in_transaction(&mut conn, dialect, &schema, plan, &changes, ids, opts).await?;
+        // The undo is on disk before the changes it undoes are committed: a crash between the
+        // two leaves an undo for changes that were rolled back, never changes without an undo.
+        if let Some(path) = &opts.undo {
+            crate::files::write_private(path, undo.as_bytes()).map_err(|e| ApplyError::Undo {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            report.undo = Some(path.display().to_string());
+        }
+        Ok::<_, ApplyError>(report)
+    }
+    .await;
     match result {
-        Ok((mut report, undo)) => {
+        Ok(mut report) => {
             if opts.dry_run {
                 run(&mut conn, "ROLLBACK", "rolling back the dry run").await?;
             } else {
@@ -173,15 +207,6 @@ pub async fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Report> {
             }
             report.dry_run = opts.dry_run;
             report.accepted = changes.len();
-            if let Some(path) = &opts.undo {
-                crate::plan::write_private(path, undo.as_bytes()).map_err(|e| {
-                    ApplyError::Undo {
-                        path: path.display().to_string(),
-                        message: e.to_string(),
-                    }
-                })?;
-                report.undo = Some(path.display().to_string());
-            }
             Ok(report)
         }
         Err(e) => {
@@ -192,28 +217,37 @@ pub async fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Report> {
     }
 }
 
+/// What the audit records a plan under: its id (kept through review) and the digest of the
+/// reviewed content that was applied.
+#[derive(Clone, Copy)]
+struct Ids<'a> {
+    plan: &'a str,
+    hash: &'a str,
+}
+
 async fn apply_in_transaction(
     conn: &mut AnyConnection,
     dialect: Dialect,
     schema: &Schema,
     plan: &Plan,
     changes: &[&Change],
-    plan_hash: &str,
+    ids: Ids<'_>,
+    opts: &Options,
 ) -> Result<(Report, String)> {
+    let plan_hash = ids.hash;
     let db_err = |what: String| {
         move |e: sqlx::Error| ApplyError::Db {
             what,
             message: e.to_string(),
         }
     };
-    // Changes already applied, and the keys their inserts got.
+    // Changes of this plan an earlier apply made (after less review), and the keys their inserts
+    // got. Another plan's changes are not this plan's: a later plan's update to a row an earlier
+    // plan changed is applied, or refused as stale below, never skipped.
     let mut done: HashMap<String, String> = HashMap::new();
     {
-        let sql = format!(
-            "SELECT change_id, row_key FROM {}",
-            dialect.quote(AUDIT_TABLE)
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sql::audited(dialect, ids.plan)
+            .query()
             .fetch_all(&mut *conn)
             .await
             .map_err(db_err("reading the audit table".into()))?;
@@ -233,6 +267,7 @@ async fn apply_in_transaction(
         .filter(|c| !done.contains_key(&c.id))
         .collect();
     let mut report = Report {
+        plan_id: ids.plan.to_string(),
         plan_hash: plan_hash.to_string(),
         already_applied: changes.len() - todo.len(),
         ..Report::default()
@@ -295,7 +330,7 @@ async fn apply_in_transaction(
     // PostgreSQL: take every new row's key from its sequence first, so that inserts go a thousand
     // rows to a statement with nothing to read back.
     let preassigned = if dialect == Dialect::Postgres {
-        preassign_keys(conn, schema, &todo, &mut keys).await?
+        preassign_keys(conn, schema, &todo, &mut keys, opts.dry_run).await?
     } else {
         HashSet::new()
     };
@@ -379,24 +414,27 @@ async fn apply_in_transaction(
         };
         audit.push((*c, row_key));
         if audit.len() == sql::AUDIT_BATCH {
-            record(conn, dialect, plan_hash, &audit, now).await?;
+            record(conn, dialect, ids, &audit, now).await?;
             audit.clear();
         }
         report.applied += 1;
     }
     flush(conn, schema, &mut pending, &pending_of).await?;
     if !audit.is_empty() {
-        record(conn, dialect, plan_hash, &audit, now).await?;
+        record(conn, dialect, ids, &audit, now).await?;
     }
     let mut script = format!(
-        "-- gapfill undo script for plan {plan_hash}: restores every row this apply touched to its\n\
-         -- before-values and removes the rows it inserted, newest first, then forgets the\n\
-         -- changes in {AUDIT_TABLE}. Review it, then run it as one transaction.\nBEGIN;\n"
+        "-- gapfill undo script for plan {} ({plan_hash}): restores every row this apply touched\n\
+         -- to its before-values and removes the rows it inserted, newest first, then forgets the\n\
+         -- changes in {AUDIT_TABLE}. It is written before apply commits: if apply reported an\n\
+         -- error, nothing was applied and this script must not be run. Review it, then run it\n\
+         -- as one transaction.\nBEGIN;\n",
+        ids.plan
     );
     for statement in undo.iter().rev() {
         script += statement;
     }
-    script += &sql::undo_audit(dialect, plan_hash);
+    script += &sql::undo_audit(dialect, ids.plan, now);
     script += "COMMIT;\n";
     Ok((report, script))
 }
@@ -442,11 +480,11 @@ pub fn render(r: &Report) -> String {
 async fn record(
     conn: &mut AnyConnection,
     dialect: Dialect,
-    plan_hash: &str,
+    ids: Ids<'_>,
     rows: &[(&Change, String)],
     now: chrono::DateTime<Utc>,
 ) -> Result<()> {
-    sql::audit(dialect, plan_hash, rows, now)
+    sql::audit(dialect, ids.plan, ids.hash, rows, now)
         .query()
         .execute(&mut *conn)
         .await
@@ -464,11 +502,16 @@ async fn record(
 /// Takes keys for the plan's new rows from each key column's sequence (PostgreSQL), in plan
 /// order, and returns the ids of the changes that got one. Tables whose key has no sequence keep
 /// the one-row insert that reads its key back.
+///
+/// A dry run takes no sequence values (nextval is not undone by a rollback, so each dry run would
+/// leave a gap in the keys): its rows get the keys above the table's largest, inside the
+/// transaction it rolls back.
 async fn preassign_keys(
     conn: &mut AnyConnection,
     schema: &Schema,
     todo: &[&Change],
     keys: &mut HashMap<String, String>,
+    dry_run: bool,
 ) -> Result<HashSet<String>> {
     let mut by_table: BTreeMap<(String, String), Vec<&Change>> = BTreeMap::new();
     for c in todo
@@ -502,13 +545,26 @@ async fn preassign_keys(
             .try_get(0)
             .map_err(fail)?;
         let Some(seq) = seq else { continue };
-        let rows = sqlx::query(
-            "SELECT CAST(nextval(CAST($1 AS regclass)) AS TEXT) FROM generate_series(1, $2)",
-        )
-        .bind(seq)
-        .bind(changes.len() as i64)
-        .fetch_all(&mut *conn)
-        .await
+        let rows = if dry_run {
+            let q = Dialect::Postgres;
+            let sql = format!(
+                "SELECT CAST(COALESCE((SELECT MAX({k}) FROM {t}), 0) + n AS TEXT) FROM generate_series(1, $1) AS n",
+                k = q.quote(&key_column),
+                t = q.quote(&table)
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(changes.len() as i64)
+                .fetch_all(&mut *conn)
+                .await
+        } else {
+            sqlx::query(
+                "SELECT CAST(nextval(CAST($1 AS regclass)) AS TEXT) FROM generate_series(1, $2)",
+            )
+            .bind(seq)
+            .bind(changes.len() as i64)
+            .fetch_all(&mut *conn)
+            .await
+        }
         .map_err(fail)?;
         for (c, row) in changes.iter().zip(rows) {
             let key: String = row.try_get(0).map_err(fail)?;

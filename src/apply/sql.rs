@@ -331,29 +331,43 @@ pub fn create_audit(dialect: Dialect) -> String {
         _ => "TEXT",
     };
     format!(
-        "CREATE TABLE IF NOT EXISTS {} (change_id {text} NOT NULL PRIMARY KEY, plan_hash {text} NOT NULL, table_name {text} NOT NULL, row_key {text} NOT NULL, operation {text} NOT NULL, evidence {long} NOT NULL, applied_at {text} NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS {} (plan_id {text} NOT NULL, change_id {text} NOT NULL, plan_hash {text} NOT NULL, table_name {text} NOT NULL, row_key {text} NOT NULL, operation {text} NOT NULL, evidence {long} NOT NULL, applied_at {text} NOT NULL, PRIMARY KEY (plan_id, change_id))",
         dialect.quote(AUDIT_TABLE)
     )
 }
 
-/// Audit rows per statement: 7 values each stays far below every database's limit on bound
+/// Audit rows per statement: 8 values each stays far below every database's limit on bound
 /// parameters (SQLite's 32766 is the lowest).
 pub const AUDIT_BATCH: usize = 1000;
 
+/// The changes of one plan that an earlier apply made, with the keys their rows got.
+pub fn audited(dialect: Dialect, plan_id: &str) -> Statement {
+    Statement {
+        sql: format!(
+            "SELECT change_id, row_key FROM {} WHERE plan_id = {}",
+            dialect.quote(AUDIT_TABLE),
+            placeholder(dialect, 1, None, None)
+        ),
+        binds: vec![Bind::Text(plan_id.to_string())],
+    }
+}
+
 pub fn audit(
     dialect: Dialect,
+    plan_id: &str,
     plan_hash: &str,
     rows: &[(&Change, String)],
     now: DateTime<Utc>,
 ) -> Statement {
     let mut tuples = Vec::with_capacity(rows.len());
-    let mut binds = Vec::with_capacity(rows.len() * 7);
+    let mut binds = Vec::with_capacity(rows.len() * 8);
     for (i, (c, row_key)) in rows.iter().enumerate() {
-        let marks: Vec<String> = (1..=7)
-            .map(|n| placeholder(dialect, i * 7 + n, None, None))
+        let marks: Vec<String> = (1..=8)
+            .map(|n| placeholder(dialect, i * 8 + n, None, None))
             .collect();
         tuples.push(format!("({})", marks.join(", ")));
         binds.extend([
+            Bind::Text(plan_id.to_string()),
             Bind::Text(c.id.clone()),
             Bind::Text(plan_hash.to_string()),
             Bind::Text(c.table.clone()),
@@ -365,7 +379,7 @@ pub fn audit(
     }
     Statement {
         sql: format!(
-            "INSERT INTO {} (change_id, plan_hash, table_name, row_key, operation, evidence, applied_at) VALUES {}",
+            "INSERT INTO {} (plan_id, change_id, plan_hash, table_name, row_key, operation, evidence, applied_at) VALUES {}",
             dialect.quote(AUDIT_TABLE),
             tuples.join(", ")
         ),
@@ -373,7 +387,12 @@ pub fn audit(
     }
 }
 
-/// A literal for the undo script: quotes doubled, NULL for nothing.
+/// A literal for the undo script that reads back as exactly `v` on its dialect, whatever the
+/// value holds and however the server is set: quotes doubled; on MySQL a value with a backslash
+/// or a control character is written in hex (backslashes are escapes there unless
+/// NO_BACKSLASH_ESCAPES is set, so no quoting is right under both settings); on PostgreSQL a
+/// backslash goes in an E'' string, which reads escapes whatever standard_conforming_strings
+/// says; on SQLite a NUL or other control character goes in hex cast to text.
 fn literal(dialect: Dialect, v: Option<&str>, class: Option<TypeClass>) -> String {
     let Some(v) = v else { return "NULL".into() };
     let v = match (dialect, class) {
@@ -382,8 +401,17 @@ fn literal(dialect: Dialect, v: Option<&str>, class: Option<TypeClass>) -> Strin
             .unwrap_or(v.to_string()),
         _ => v.to_string(),
     };
-    match class {
-        Some(TypeClass::Integer) if v.parse::<i64>().is_ok() => v,
+    if matches!(class, Some(TypeClass::Integer)) && v.parse::<i64>().is_ok() {
+        return v;
+    }
+    let control = v.chars().any(|c| c.is_control() && c != '\n' && c != '\t');
+    let hex = || v.bytes().map(|b| format!("{b:02X}")).collect::<String>();
+    match dialect {
+        Dialect::Mysql if control || v.contains('\\') => format!("_utf8mb4 X'{}'", hex()),
+        Dialect::Sqlite if control => format!("CAST(X'{}' AS TEXT)", hex()),
+        Dialect::Postgres if v.contains('\\') => {
+            format!("E'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
+        }
         _ => format!("'{}'", v.replace('\'', "''")),
     }
 }
@@ -392,10 +420,10 @@ fn literal(dialect: Dialect, v: Option<&str>, class: Option<TypeClass>) -> Strin
 /// itself never deletes (invariant 2).
 pub fn undo_insert(dialect: Dialect, name: &str, key_column: &str, key: &str) -> String {
     format!(
-        "DELETE FROM {} WHERE {} = '{}';\n",
+        "DELETE FROM {} WHERE {} = {};\n",
         dialect.quote(name),
         dialect.quote(key_column),
-        key.replace('\'', "''")
+        literal(dialect, Some(key), Some(TypeClass::Text))
     )
 }
 
@@ -442,12 +470,13 @@ pub fn undo_update(
     )
 }
 
-/// Forgets this plan's changes in the audit table, so that the plan can be applied again after
-/// its undo.
-pub fn undo_audit(dialect: Dialect, plan_hash: &str) -> String {
+/// Forgets the changes this apply recorded in the audit table, so that the plan can be applied
+/// again after its undo (an earlier apply of the same plan keeps its own records).
+pub fn undo_audit(dialect: Dialect, plan_id: &str, applied_at: DateTime<Utc>) -> String {
     format!(
-        "DELETE FROM {} WHERE plan_hash = '{}';\n",
+        "DELETE FROM {} WHERE plan_id = {} AND applied_at = {};\n",
         dialect.quote(AUDIT_TABLE),
-        plan_hash.replace('\'', "''")
+        literal(dialect, Some(plan_id), Some(TypeClass::Text)),
+        literal(dialect, Some(&canonical(applied_at)), Some(TypeClass::Text))
     )
 }

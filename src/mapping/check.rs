@@ -90,13 +90,29 @@ pub fn shape(m: &Mapping, locator: &Locator) -> Vec<Problem> {
     r.problems
 }
 
+/// `from = []` (or a source given no field) would read nothing: say so here, not fail later.
+fn some_field(r: &mut Report, from: &super::OneOrMany) {
+    let empty = match from.get_ref() {
+        Fields::One(n) => n.trim().is_empty(),
+        Fields::Many(v) => v.is_empty() || v.iter().any(|n| n.trim().is_empty()),
+        Fields::PerSource(m) => m.is_empty() || m.values().any(|f| f.names().is_empty()),
+    };
+    if empty {
+        r.error(
+            from,
+            "`from` names no evidence field; give one (\"email\") or several, most preferred first ([\"email\", \"receipt_email\"])".into(),
+        );
+    }
+}
+
 fn duration(r: &mut Report, d: &Spanned<String>) {
     if parse_duration(d.get_ref()).is_none() {
         r.error(
             d,
             format!(
-                "\"{}\" is not a duration; write a number and a unit: \"90m\", \"6h\", \"2d\", \"1w\"",
-                d.get_ref()
+                "\"{}\" is not a duration; write a number and a unit: \"90m\", \"6h\", \"2d\", \"1w\" (at most {} days)",
+                d.get_ref(),
+                crate::evidence::MAX_DURATION_DAYS
             ),
         );
     }
@@ -243,7 +259,11 @@ fn entity_shape(r: &mut Report, name: &Name, e: &Entity, entities: &[&str]) {
                 );
             }
         }
+        if let Some(l) = &c.lookup {
+            some_field(r, &l.from);
+        }
         if let Some(from) = &c.from {
+            some_field(r, from);
             if let Fields::PerSource(m) = from.get_ref() {
                 for source in m.keys() {
                     if !SOURCE_KINDS.contains(&source.as_str()) {

@@ -174,15 +174,6 @@ pub fn reconstruct(
     resolve::lapsed_rows(mapping, evidence, baseline, &mut sets);
     // Evidence that some entity took is used, even if another entity it feeds could not place
     // it (a completion mail names no customer email, but its booking is found).
-    if let Ok(d) = std::env::var("GAPFILL_DEBUG_EVIDENCE") {
-        for u in &unmatched {
-            if d.split(',')
-                .any(|x| x.parse::<usize>().ok() == Some(u.evidence + 1))
-            {
-                eprintln!("DEBUG e{} {}: {}", u.evidence + 1, u.entity, u.why);
-            }
-        }
-    }
     unmatched.retain(|u| !holder.values().any(|h| h.contains_key(&u.evidence)));
     // Every item is accounted for (invariant 6): one that no entity could even use says so.
     let listed: std::collections::HashSet<usize> = unmatched.iter().map(|u| u.evidence).collect();
@@ -493,7 +484,7 @@ impl Parents {
                         .columns
                         .iter()
                         .find(|(k, _)| k.get_ref() == c.get_ref())?;
-                    let f = spec.from.as_ref()?.get_ref().names()[0].to_string();
+                    let f = spec.from.as_ref()?.get_ref().names().first()?.to_string();
                     Some((c.get_ref().clone(), f))
                 })
                 .collect();
@@ -998,8 +989,14 @@ fn row_values(
 ) -> FieldValues {
     let mut out = FieldValues::new();
     for (col, spec) in &entity.columns {
-        let Some(from) = &spec.from else { continue };
-        let field = from.get_ref().names()[0].to_string();
+        let Some(field) = spec
+            .from
+            .as_ref()
+            .and_then(|f| f.get_ref().names().first().copied())
+        else {
+            continue;
+        };
+        let field = field.to_string();
         if !compares.iter().any(|c| c.field == field) {
             continue;
         }

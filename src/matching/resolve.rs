@@ -666,7 +666,8 @@ fn adds_up(
             Some(crate::evidence::Value::Int(i)) => *i,
             _ => continue,
         };
-        sum += amount;
+        // Amounts no currency can hold are no total at all.
+        sum = sum.checked_add(amount)?;
         used.push(m.evidence);
     }
     if used.is_empty() {
@@ -674,7 +675,7 @@ fn adds_up(
     }
     let before = base.unwrap_or(0);
     Some(Resolved {
-        value: Resolution::Value(ColumnValue::Int(before + sum)),
+        value: Resolution::Value(ColumnValue::Int(before.checked_add(sum)?)),
         evidence: used.clone(),
         alternatives: vec![],
         conflict: None,

@@ -539,6 +539,7 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
     let mut plan = Plan {
         format: FORMAT.into(),
         version: VERSION,
+        id: String::new(),
         mapping_hash: ctx.mapping_hash.to_string(),
         schema_fingerprint: ctx.schema.fingerprint(),
         dialect: format!("{:?}", ctx.schema.dialect).to_lowercase(),

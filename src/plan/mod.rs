@@ -38,6 +38,11 @@ pub enum PlanError {
 pub struct Plan {
     pub format: String,
     pub version: u32,
+    /// Which plan this is, given when it was made ([`Plan::seal`]) and kept through review: the
+    /// audit table records applied changes under it, so an apply of the same plan after more
+    /// review skips what the first one made, and another plan's changes are never taken for it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
     /// The digest of the mapping file the plan was made with.
     pub mapping_hash: String,
     /// The schema fingerprint of the database it was made against; apply refuses another.
@@ -253,15 +258,29 @@ impl Plan {
         out
     }
 
-    /// Writes the plan readable by its owner only: it holds customer data (invariant 8).
+    /// Writes the plan readable by its owner only (it holds customer data, invariant 8), and
+    /// atomically: a crash leaves the old file or the new one.
     pub fn write(&self, path: &Path) -> Result<(), PlanError> {
         let fail = |e: std::io::Error| PlanError::Write {
             path: path.display().to_string(),
             message: e.to_string(),
         };
-        let file = create_private(path).map_err(fail)?;
-        self.write_to(&file).map_err(fail)?;
-        file.sync_all().map_err(fail)
+        crate::files::write_private_with(path, |w| self.write_to(w)).map_err(fail)
+    }
+
+    /// Gives the plan its id, from its content as made: same inputs, same id (invariant 7).
+    pub fn seal(&mut self) {
+        self.id.clear();
+        self.id = format!("plan-{}", self.hash());
+    }
+
+    /// The plan's id; a plan written before plans had one is known by its content's digest.
+    pub fn scope(&self) -> String {
+        if self.id.is_empty() {
+            self.hash()
+        } else {
+            self.id.clone()
+        }
     }
 
     /// The digest of the plan's content, recorded with every change apply makes.
@@ -285,31 +304,4 @@ impl Plan {
         self.summary.tables = tables;
         self.summary.unmatched = self.unmatched.len() as u64;
     }
-}
-
-/// Creates or truncates `path` with mode 0600 from the start, never briefly world-readable.
-pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let f = opts.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // An existing file keeps its mode on open: set it.
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(f)
-}
-
-/// Writes `bytes` to a file created as [`create_private`] does.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut f = create_private(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }

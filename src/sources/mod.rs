@@ -24,15 +24,16 @@ pub struct Inputs {
     pub calendar: Vec<PathBuf>,
     pub mail: Vec<PathBuf>,
     pub csv: Vec<PathBuf>,
-    /// Pull from the live Stripe API (STRIPE_API_KEY, STRIPE_API_BASE), caching into this folder
-    /// when given.
+    /// Pull from the live Stripe API, caching into this folder when given.
     pub stripe_api: Option<StripeApi>,
 }
 
+/// The live Stripe API as the caller configured it: the library never reads the environment,
+/// the binary builds this from `STRIPE_API_KEY` and `STRIPE_API_BASE`.
 #[derive(Debug, Clone)]
 pub struct StripeApi {
+    pub config: stripe::api::ApiConfig,
     pub cache: Option<PathBuf>,
-    pub progress: bool,
 }
 
 impl Inputs {
@@ -85,7 +86,10 @@ impl Sink for Counting<'_> {
 
 /// Reads every input, in the order Stripe, calendar, mail, CSV, into `sink`. An input that
 /// cannot be read at all is recorded in its source's tally, and the rest is still read.
-pub fn read_all(
+///
+/// Async only for the live Stripe API, which runs on the caller's runtime (a library that
+/// started its own inside the caller's would panic); the file sources are plain blocking reads.
+pub async fn read_all(
     inputs: &Inputs,
     rules: &SourceRules,
     window: &Window,
@@ -104,7 +108,15 @@ pub fn read_all(
             // and from a dashboard export is one record.
             let mut dedup = csv::Dedup::new(&mut counting);
             if let Some(api) = &inputs.stripe_api {
-                if let Err(e) = pull_stripe(api, &rules.stripe, window, &mut dedup) {
+                if let Err(e) = stripe::api::pull_into(
+                    &api.config,
+                    &rules.stripe,
+                    window,
+                    api.cache.as_deref(),
+                    &mut dedup,
+                )
+                .await
+                {
                     errors.push(format!("Stripe API: {e}"));
                 }
             }
@@ -183,29 +195,6 @@ fn each_path(
     tally.inputs = paths.iter().map(|p| p.display().to_string()).collect();
     tally.errors = errors;
     tally
-}
-
-fn pull_stripe(
-    api: &StripeApi,
-    rules: &stripe::StripeRules,
-    window: &Window,
-    dedup: &mut csv::Dedup,
-) -> Result<(), String> {
-    let mut config = stripe::api::ApiConfig::from_env().map_err(|e| e.to_string())?;
-    config.progress = api.progress;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    rt.block_on(stripe::api::pull_into(
-        &config,
-        rules,
-        window,
-        api.cache.as_deref(),
-        dedup,
-    ))
-    .map(drop)
-    .map_err(|e| e.to_string())
 }
 
 /// The accounting for people: per source what became evidence and what was skipped and why,

@@ -71,16 +71,18 @@ impl ApiConfig {
         }
     }
 
-    /// `STRIPE_API_KEY` (required) and `STRIPE_API_BASE` (optional).
-    pub fn from_env() -> Result<ApiConfig, StripeError> {
-        let key = std::env::var("STRIPE_API_KEY")
-            .ok()
-            .filter(|k| !k.trim().is_empty())
+    /// A key (required: blank is none) and a server (blank is Stripe itself), as the binary
+    /// reads them from `STRIPE_API_KEY` and `STRIPE_API_BASE`.
+    pub fn from_values(key: Option<&str>, base: Option<&str>) -> Result<ApiConfig, StripeError> {
+        let key = key
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
             .ok_or(StripeError::NoKey)?;
-        let mut c = ApiConfig::new(ApiKey::new(key.trim()));
-        c.base = std::env::var("STRIPE_API_BASE")
-            .ok()
-            .filter(|b| !b.trim().is_empty());
+        let mut c = ApiConfig::new(ApiKey::new(key));
+        c.base = base
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(str::to_string);
         Ok(c)
     }
 
@@ -576,14 +578,11 @@ impl ListCache {
         self.state.cursor = cursor.clone();
         self.state.created_filter = filter;
         self.state.complete = complete;
-        let tmp = self.state_path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(&self.state).unwrap_or_default();
-        write_private(&tmp, &bytes)
-            .and_then(|()| std::fs::rename(&tmp, &self.state_path))
-            .map_err(|source| StripeError::Cache {
-                path: self.state_path.clone(),
-                source,
-            })
+        crate::files::write_private(&self.state_path, &bytes).map_err(|source| StripeError::Cache {
+            path: self.state_path.clone(),
+            source,
+        })
     }
 }
 
