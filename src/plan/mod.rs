@@ -226,7 +226,12 @@ impl Plan {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        let plan: Plan = serde_json::from_str(&text).map_err(|e| PlanError::Format {
+        Plan::parse(path, &text)
+    }
+
+    /// A plan from its text; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Plan, PlanError> {
+        let plan: Plan = serde_json::from_str(text).map_err(|e| PlanError::Format {
             path: path.display().to_string(),
             message: format!("line {} column {}: {e}", e.line(), e.column()),
         })?;

@@ -152,6 +152,35 @@ pub fn read(
     Ok(stats)
 }
 
+/// One file's content, named `name`, as [`read`] reads each file; for callers that hold the
+/// bytes. Err only when the rules themselves are wrong.
+pub fn read_bytes(
+    name: &str,
+    bytes: &[u8],
+    rules: &CsvRules,
+    window: &Window,
+    sink: &mut dyn Sink,
+) -> Result<CsvStats, CsvError> {
+    let spec = Spec::from_rules(rules)?;
+    let delimiter = match rules.delimiter {
+        None => default_delimiter(name),
+        Some(c) if c.is_ascii() => c as u8,
+        Some(c) => {
+            return Err(CsvError::Rules(format!(
+                "delimiter {c:?} is not a single ASCII character"
+            )))
+        }
+    };
+    let mut dedup = Dedup::new(sink);
+    let s = read_table(bytes, name, &spec, delimiter, window, &mut dedup);
+    Ok(CsvStats {
+        files: 1,
+        rows: s.rows,
+        evidence: s.evidence - dedup.duplicates,
+        skipped: s.skipped + dedup.duplicates,
+    })
+}
+
 /// The files to read under `path`: the file itself, or a folder's files with one of `exts`,
 /// sorted by name so every run reads in the same order.
 pub(crate) fn files_in(path: &Path, exts: &[&str]) -> std::io::Result<Vec<PathBuf>> {

@@ -143,24 +143,13 @@ pub fn read_into(
     let mut stats = StripeStats::default();
     for file in &files {
         let origin = file.display().to_string();
-        let is_csv = file
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         stats.files += 1;
-        if is_csv {
-            match std::fs::File::open(file) {
-                Ok(f) => {
-                    stats.rows +=
-                        dashboard::read(std::io::BufReader::new(f), &origin, window, &mut counted)
-                }
-                Err(e) => counted.skip(file_skip(&origin, &e)),
+        match std::fs::File::open(file) {
+            Ok(f) => {
+                let input = std::io::BufReader::with_capacity(1 << 16, f);
+                read_one(&origin, input, window, &mut counted, &mut stats);
             }
-        } else {
-            match std::fs::read(file) {
-                Ok(bytes) => stats.objects += json::read(&bytes, &origin, window, &mut counted),
-                Err(e) => counted.skip(file_skip(&origin, &e)),
-            }
+            Err(e) => counted.skip(file_skip(&origin, &e)),
         }
     }
     let (evidence, mut skipped) = (counted.evidence, counted.skipped);
@@ -171,6 +160,53 @@ pub fn read_into(
     stats.evidence = evidence - duplicates;
     stats.skipped = skipped;
     Ok(stats)
+}
+
+/// One export or dump, by its name: `.csv` is a dashboard export, anything else API JSON.
+fn read_one(
+    origin: &str,
+    input: impl std::io::BufRead,
+    window: &Window,
+    sink: &mut dyn Sink,
+    stats: &mut StripeStats,
+) {
+    let is_csv = Path::new(origin)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        stats.rows += dashboard::read(input, origin, window, sink);
+    } else {
+        stats.objects += json::read_from(input, origin, window, sink);
+    }
+}
+
+/// One file's content, named `name` (its extension decides: `.csv` is a dashboard export,
+/// anything else API JSON), as [`read`] reads each file; for callers that hold the bytes.
+pub fn read_bytes(
+    name: &str,
+    bytes: &[u8],
+    rules: &StripeRules,
+    window: &Window,
+    sink: &mut dyn Sink,
+) -> StripeStats {
+    let mut dedup = Dedup::new(sink);
+    let mut counted = Counting::new(RulesSink {
+        inner: &mut dedup,
+        rules,
+    });
+    let mut stats = StripeStats {
+        files: 1,
+        ..StripeStats::default()
+    };
+    read_one(name, bytes, window, &mut counted, &mut stats);
+    let (evidence, mut skipped) = (counted.evidence, counted.skipped);
+    if dedup.duplicates > 0 {
+        *skipped.entry(SkipReason::Duplicate).or_insert(0) += dedup.duplicates;
+    }
+    stats.evidence = evidence - dedup.duplicates;
+    stats.skipped = skipped;
+    stats
 }
 
 fn file_skip(origin: &str, e: &std::io::Error) -> Skip {
