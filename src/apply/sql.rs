@@ -480,3 +480,60 @@ pub fn undo_audit(dialect: Dialect, plan_id: &str, applied_at: DateTime<Utc>) ->
         literal(dialect, Some(&canonical(applied_at)), Some(TypeClass::Text))
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The undo script's literals, per dialect: what a person's client reads back as the value.
+    #[test]
+    fn literals_read_back_as_the_value_on_each_dialect() {
+        let text = Some(TypeClass::Text);
+        let cases: &[(Dialect, &str, &str)] = &[
+            (Dialect::Sqlite, "O'Brien", "'O''Brien'"),
+            (Dialect::Sqlite, r"back\slash", r"'back\slash'"),
+            (
+                Dialect::Sqlite,
+                "nul\0byte",
+                "CAST(X'6E756C0062797465' AS TEXT)",
+            ),
+            (Dialect::Sqlite, "Łódź\nline", "'Łódź\nline'"),
+            (Dialect::Postgres, "O'Brien", "'O''Brien'"),
+            (Dialect::Postgres, r"a\'b", r"E'a\\''b'"),
+            (Dialect::Mysql, "O'Brien", "'O''Brien'"),
+            (Dialect::Mysql, r"a\b", "_utf8mb4 X'615C62'"),
+            (Dialect::Mysql, "bell\u{7}", "_utf8mb4 X'62656C6C07'"),
+            (Dialect::Mysql, "", "''"),
+        ];
+        for (dialect, value, want) in cases {
+            assert_eq!(
+                literal(*dialect, Some(value), text),
+                *want,
+                "{dialect:?} {value:?}"
+            );
+        }
+        assert_eq!(literal(Dialect::Mysql, None, text), "NULL");
+        assert_eq!(
+            literal(Dialect::Postgres, Some("42"), Some(TypeClass::Integer)),
+            "42"
+        );
+        // Not a number after all: quoted, not pasted.
+        assert_eq!(
+            literal(Dialect::Postgres, Some("1; DROP"), Some(TypeClass::Integer)),
+            "'1; DROP'"
+        );
+    }
+
+    #[test]
+    fn the_undo_removes_rows_by_a_quoted_key_and_forgets_only_this_apply() {
+        assert_eq!(
+            undo_insert(Dialect::Mysql, "guests", "id", r"9f\'x"),
+            "DELETE FROM `guests` WHERE `id` = _utf8mb4 X'39665C2778';\n"
+        );
+        let at: DateTime<Utc> = "2026-12-04T10:00:00Z".parse().unwrap();
+        assert_eq!(
+            undo_audit(Dialect::Postgres, "plan-ab'c", at),
+            "DELETE FROM \"gapfill_audit\" WHERE plan_id = 'plan-ab''c' AND applied_at = '2026-12-04T10:00:00Z';\n"
+        );
+    }
+}

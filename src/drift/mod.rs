@@ -349,3 +349,18 @@ fn row_label(
     }
     label_of(parts.into_iter())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both parts of one row's update are one finding; an id that merely contains the words is
+    /// left whole.
+    #[test]
+    fn a_rows_two_parts_are_one_finding() {
+        assert_eq!(finding_id("rese-1a2b-state"), "rese-1a2b");
+        assert_eq!(finding_id("rese-1a2b-identity"), "rese-1a2b");
+        assert_eq!(finding_id("cust-9f00"), "cust-9f00");
+        assert_eq!(finding_id("cust-state-9f00"), "cust-state-9f00");
+    }
+}

@@ -772,3 +772,75 @@ fn fits(t: Transform, class: TypeClass) -> bool {
         Transform::Date => matches!(class, C::Date | C::Text),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape check of a mapping whose customer entity has `columns` (TOML) besides a key.
+    fn problems(columns: &str, restore: &str) -> Vec<String> {
+        let text = format!(
+            "version = 1\n[restore_point]\ncolumns = [\"customers.updated_at\"]\n{restore}\n\
+             [entities.customer]\ntable = \"customers\"\nkey = \"id\"\n{columns}\n\
+             [entities.customer.columns.updated_at]\ngenerate = \"now\"\n"
+        );
+        // Mapping::parse runs this check and refuses a mapping with errors: take them from it.
+        match Mapping::parse(std::path::Path::new("m.toml"), &text) {
+            Ok(_) => vec![],
+            Err(super::super::MappingError::Invalid(problems)) => problems
+                .into_iter()
+                .filter(|p| p.severity == Severity::Error)
+                .map(|p| p.to_string())
+                .collect(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_mapping_has_no_errors() {
+        let got = problems(
+            "[entities.customer.columns.email]\nfrom = [\"email\", \"receipt_email\"]\ntransform = \"email\"",
+            "overlap = \"1d\"",
+        );
+        assert!(got.is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn a_field_that_reads_nothing_is_an_error_at_its_place() {
+        for from in ["[]", "\"\"", "{}", "{ mail = [] }"] {
+            let got = problems(
+                &format!("[entities.customer.columns.email]\nfrom = {from}"),
+                "overlap = \"1d\"",
+            );
+            assert_eq!(got.len(), 1, "{from}: {got:?}");
+            assert!(got[0].starts_with("m.toml:9:"), "{from}: {got:?}");
+            assert!(
+                got[0].contains("names no evidence field"),
+                "{from}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_beyond_a_century_or_chronos_range_are_errors() {
+        for overlap in [
+            "36526d",
+            "5219w",
+            "9999999999999w",
+            "99999999999999999999s",
+            "-1d",
+        ] {
+            let got = problems(
+                "[entities.customer.columns.email]\nfrom = \"email\"",
+                &format!("overlap = \"{overlap}\""),
+            );
+            assert_eq!(got.len(), 1, "{overlap}: {got:?}");
+            assert!(got[0].contains("is not a duration"), "{overlap}: {got:?}");
+        }
+        let got = problems(
+            "[entities.customer.columns.email]\nfrom = \"email\"",
+            "overlap = \"36525d\"",
+        );
+        assert!(got.is_empty(), "{got:?}");
+    }
+}

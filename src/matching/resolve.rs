@@ -956,3 +956,120 @@ pub fn index_rows(rows: &Rows) -> HashMap<&str, usize> {
         .filter_map(|(i, r)| r[0].as_deref().map(|k| (k, i)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A candidate: evidence index, source rank (0 is the most trusted), time, text value.
+    fn cand(evidence: usize, rank: usize, at: Option<&str>, value: &str) -> Candidate {
+        Candidate {
+            evidence,
+            rank,
+            at: at.map(|t| t.parse().unwrap()),
+            value: Resolution::Value(ColumnValue::Text(value.into())),
+            canonical: false,
+        }
+    }
+
+    fn text(r: &Resolved) -> String {
+        resolution_text(&r.value)
+    }
+
+    #[test]
+    fn latest_takes_the_newest_statement_of_the_most_trusted_source() {
+        let got = choose(
+            vec![
+                cand(0, 0, Some("2026-07-01T10:00:00Z"), "confirmed"),
+                cand(1, 0, Some("2026-07-03T10:00:00Z"), "cancelled"),
+                // Newer, but from a less trusted source.
+                cand(2, 1, Some("2026-07-05T10:00:00Z"), "confirmed"),
+            ],
+            Pick::Latest,
+        )
+        .unwrap();
+        assert_eq!(text(&got), "cancelled");
+        assert_eq!(got.evidence, vec![1]);
+        assert_eq!(got.alternatives.len(), 1);
+        assert_eq!(got.alternatives[0].value, "confirmed");
+        assert_eq!(got.alternatives[0].evidence, vec![0, 2]);
+        assert!(got.conflict.is_none());
+    }
+
+    #[test]
+    fn newest_takes_the_newest_statement_of_any_source() {
+        let got = choose(
+            vec![
+                cand(0, 0, Some("2026-07-01T10:00:00Z"), "09:00"),
+                cand(1, 1, Some("2026-07-05T10:00:00Z"), "11:00"),
+            ],
+            Pick::Newest,
+        )
+        .unwrap();
+        assert_eq!(text(&got), "11:00");
+    }
+
+    #[test]
+    fn earliest_prefers_a_statement_with_a_time() {
+        let got = choose(
+            vec![
+                cand(0, 0, None, "undated"),
+                cand(1, 0, Some("2026-07-05T10:00:00Z"), "later"),
+                cand(2, 0, Some("2026-07-01T10:00:00Z"), "first"),
+            ],
+            Pick::Earliest,
+        )
+        .unwrap();
+        assert_eq!(text(&got), "first");
+    }
+
+    /// Two statements of the same source and moment that disagree are a conflict for a person,
+    /// not a guess.
+    #[test]
+    fn a_disagreement_at_the_same_moment_is_a_conflict() {
+        let got = choose(
+            vec![
+                cand(0, 0, Some("2026-07-01T10:00:00Z"), "Anna Berg"),
+                cand(1, 0, Some("2026-07-01T10:00:00Z"), "Anne Berg"),
+            ],
+            Pick::Latest,
+        )
+        .unwrap();
+        let conflict = got.conflict.expect("a conflict");
+        assert!(
+            conflict.contains("Anna Berg") && conflict.contains("Anne Berg"),
+            "{conflict}"
+        );
+    }
+
+    /// How people write themselves: the most written form wins, a canonical one first, and a tie
+    /// goes to the newest.
+    #[test]
+    fn vote_takes_the_most_written_form() {
+        let got = choose(
+            vec![
+                cand(0, 0, Some("2026-07-01T10:00:00Z"), "Bob Stone"),
+                cand(1, 0, Some("2026-07-02T10:00:00Z"), "Robert Stone"),
+                cand(2, 0, Some("2026-07-03T10:00:00Z"), "Robert Stone"),
+                cand(3, 0, Some("2026-07-09T10:00:00Z"), "Bob Stone"),
+                cand(4, 0, Some("2026-07-04T10:00:00Z"), "Robert Stone"),
+            ],
+            Pick::Vote,
+        )
+        .unwrap();
+        assert_eq!(text(&got), "Robert Stone");
+        let mut canonical = cand(5, 0, None, "+351912345678");
+        canonical.canonical = true;
+        let got = choose(
+            vec![
+                cand(0, 0, None, "912 345 678"),
+                cand(1, 0, None, "912 345 678"),
+                canonical,
+            ],
+            Pick::Vote,
+        )
+        .unwrap();
+        assert_eq!(text(&got), "+351912345678");
+        assert!(choose(vec![], Pick::Vote).is_none());
+    }
+}

@@ -642,10 +642,11 @@ fn hold_uncertain_links(mapping: &Mapping, rec: &Reconstruction, changes: &mut [
 }
 
 /// A change can be no surer than the inserts it needs: a reservation of a customer under review
-/// waits for that review too.
+/// waits for that review too, however long the chain of references. Decisions only move towards
+/// rejected, so the passes end.
 pub(crate) fn cascade(changes: &mut [Change]) {
     let mut by_local: HashMap<String, Decision> = HashMap::new();
-    for _ in 0..4 {
+    loop {
         for c in changes.iter() {
             if c.op == Op::Insert {
                 if let Some(l) = &c.local {
@@ -745,4 +746,80 @@ fn explain(item: &Reconstructed) -> Vec<String> {
         },
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::DecidedBy;
+
+    fn insert(local: &str, decision: Decision, depends_on: &[&str]) -> Change {
+        Change {
+            id: format!("id-{local}"),
+            entity: "e".into(),
+            table: "t".into(),
+            op: Op::Insert,
+            key_column: "id".into(),
+            local: Some(local.into()),
+            key: None,
+            columns: vec![],
+            confidence: 1.0,
+            decision,
+            decided_by: DecidedBy::Auto,
+            reasons: vec![],
+            depends_on: depends_on.iter().map(|d| d.to_string()).collect(),
+            explanation: vec![],
+            evidence: vec![],
+        }
+    }
+
+    /// A chain of references longer than any fixed number of passes: the doubt at its root
+    /// reaches its end, whatever order the changes are in.
+    #[test]
+    fn a_doubt_reaches_the_end_of_a_long_chain() {
+        let mut changes: Vec<Change> = (0..8)
+            .map(|i| {
+                let deps: Vec<String> = if i == 0 {
+                    vec![]
+                } else {
+                    vec![format!("n{}", i - 1)]
+                };
+                let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+                let decision = if i == 0 {
+                    Decision::NeedsReview
+                } else {
+                    Decision::Accepted
+                };
+                insert(&format!("n{i}"), decision, &deps)
+            })
+            .rev()
+            .collect();
+        cascade(&mut changes);
+        for c in &changes {
+            assert_eq!(c.decision, Decision::NeedsReview, "{}", c.id);
+        }
+        let last = changes.iter().find(|c| c.id == "id-n7").unwrap();
+        assert_eq!(last.reasons, vec!["depends on n6, which is needs review"]);
+    }
+
+    #[test]
+    fn a_rejected_insert_rejects_what_needs_it_and_nothing_else() {
+        let mut changes = vec![
+            insert("customer#1", Decision::Rejected, &[]),
+            insert("customer#2", Decision::Accepted, &[]),
+            insert("reservation#1", Decision::Accepted, &["customer#1"]),
+            insert("reservation#2", Decision::NeedsReview, &["customer#2"]),
+        ];
+        cascade(&mut changes);
+        let d: Vec<Decision> = changes.iter().map(|c| c.decision).collect();
+        assert_eq!(
+            d,
+            vec![
+                Decision::Rejected,
+                Decision::Accepted,
+                Decision::Rejected,
+                Decision::NeedsReview
+            ]
+        );
+    }
 }
