@@ -111,14 +111,22 @@ pub fn read(
             )))
         }
     };
-    let files = files_in(path, &["csv", "tsv"]).map_err(|source| CsvError::Io {
+    let found = super::walk::files(path, &["csv", "tsv"]).map_err(|source| CsvError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     let mut stats = CsvStats::default();
     let mut dedup = Dedup::new(sink);
     let sink: &mut dyn Sink = &mut dedup;
-    for file in files {
+    for (at, why) in found.unreadable {
+        sink.skip(Skip {
+            provenance: prov(SourceKind::Csv, &at.display().to_string(), "file".into()),
+            reason: SkipReason::Malformed,
+            detail: why,
+        });
+        stats.skipped += 1;
+    }
+    for file in found.files {
         let origin = file.display().to_string();
         let reader = match std::fs::File::open(&file) {
             Ok(f) => f,
@@ -179,40 +187,6 @@ pub fn read_bytes(
         evidence: s.evidence - dedup.duplicates,
         skipped: s.skipped + dedup.duplicates,
     })
-}
-
-/// The files to read under `path`: the file itself, or a folder's files with one of `exts`,
-/// sorted by name so every run reads in the same order.
-pub(crate) fn files_in(path: &Path, exts: &[&str]) -> std::io::Result<Vec<PathBuf>> {
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let p = entry?.path();
-            let hidden = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-            if hidden {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else if p
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)))
-            {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 pub(crate) fn prov(source: SourceKind, origin: &str, locator: String) -> Provenance {

@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod csv;
 pub mod mail;
 pub mod stripe;
+pub mod walk;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

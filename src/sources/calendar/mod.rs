@@ -120,26 +120,20 @@ pub fn read(
     window: &Window,
     sink: &mut dyn Sink,
 ) -> Result<CalendarStats, CalendarError> {
-    let meta = std::fs::metadata(path).map_err(|source| CalendarError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let files = if meta.is_dir() {
-        let mut files = Vec::new();
-        walk(path, &mut files).map_err(|source| CalendarError::Read {
+    let found =
+        super::walk::files(path, &["ics", "ical"]).map_err(|source| CalendarError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        files.sort();
-        files
-    } else {
-        vec![path.to_path_buf()]
-    };
     let mut reader = Reader {
         stats: CalendarStats::default(),
         versions: Vec::new(),
         sink,
     };
+    for (at, why) in found.unreadable {
+        reader.skip(&at.to_string_lossy(), "file", SkipReason::Malformed, why);
+    }
+    let files = found.files;
     for file in &files {
         let origin = file.to_string_lossy().into_owned();
         match std::fs::read(file) {
@@ -175,22 +169,6 @@ pub fn read_bytes(
     reader.stats.files += 1;
     reader.emit(rules, window);
     reader.stats
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("ics") || e.eq_ignore_ascii_case("ical"))
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// A start or end: an instant, or a day for all-day events.

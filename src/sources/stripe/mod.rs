@@ -27,7 +27,7 @@ use serde::Deserialize;
 pub use api::{pull, ApiConfig, ApiKey, PullStats};
 
 pub use super::csv::Dedup;
-use super::csv::{apply_patterns, files_in, FieldPattern};
+use super::csv::{apply_patterns, FieldPattern};
 use crate::evidence::{Evidence, Provenance, Sink, Skip, SkipReason, SourceKind, Value, Window};
 
 /// What the mapping says about Stripe (`[sources.stripe]`). Everything is optional: without
@@ -124,11 +124,14 @@ pub fn read_into(
     dedup: &mut Dedup,
 ) -> Result<StripeStats, StripeError> {
     let duplicates_before = dedup.duplicates;
-    let mut files =
-        files_in(path, &["json", "jsonl", "ndjson", "csv"]).map_err(|source| StripeError::Io {
-            path: path.to_path_buf(),
-            source,
+    let found =
+        super::walk::files(path, &["json", "jsonl", "ndjson", "csv"]).map_err(|source| {
+            StripeError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
+    let mut files = found.files;
     files.sort_by_key(|f| {
         let csv = f
             .extension()
@@ -141,6 +144,17 @@ pub fn read_into(
         rules,
     });
     let mut stats = StripeStats::default();
+    for (at, why) in found.unreadable {
+        counted.skip(Skip {
+            provenance: Provenance {
+                source: SourceKind::Stripe,
+                origin: at.display().to_string(),
+                locator: "file".into(),
+            },
+            reason: SkipReason::Malformed,
+            detail: why,
+        });
+    }
     for file in &files {
         let origin = file.display().to_string();
         stats.files += 1;
