@@ -14,7 +14,7 @@ use crate::evidence::{
 };
 use crate::sources::csv::{self as table, Cell, Spec};
 
-use super::object::{charge_status, extra};
+use super::object::{authorization_only, charge_status, extra, settle_refund, Charge};
 
 fn cols(list: &[(&[&str], &str, Cell)]) -> Vec<(Vec<String>, String, Cell)> {
     list.iter()
@@ -112,8 +112,27 @@ fn finish_payment(ev: &mut Evidence) {
         ev.set(field::CHARGE_ID, Value::text(id));
     }
     let status = ev.text(field::STATUS).unwrap_or("").to_string();
+    let captured = match ev
+        .text(extra::CAPTURED)
+        .map(|c| c.trim().to_ascii_lowercase())
+    {
+        Some(c) if c == "true" => Some(true),
+        Some(c) if c == "false" => Some(false),
+        _ => None,
+    };
     // The export says "Paid" for a partly refunded charge; the amounts tell.
-    let word = charge_status(&status, status == "refunded", ev);
+    let word = charge_status(&Charge {
+        status: &status,
+        refunded: status == "refunded",
+        paid: None,
+        captured,
+        failed: false,
+        outcome: "",
+        ev,
+    });
+    if word == "uncaptured" {
+        authorization_only(ev);
+    }
     ev.set(field::STATUS, Value::text(word));
 }
 
@@ -164,6 +183,7 @@ fn refunds() -> Spec {
         if let Some(t) = ev.get(field::CREATED).cloned() {
             ev.set(field::REFUNDED_AT, t);
         }
+        settle_refund(ev);
     });
     s
 }

@@ -21,6 +21,14 @@ pub mod extra {
     pub const CURRENCY: &str = "currency";
     /// Fields that were present but could not be read, comma-separated.
     pub const UNREADABLE: &str = "unreadable";
+    /// A refund that is still pending: its amount, not (yet) paid back.
+    pub const REFUND_PENDING: &str = "refund_pending";
+    /// A refund that failed or was canceled: its amount, never paid back.
+    pub const REFUND_NOT_MADE: &str = "refund_not_made";
+    /// A charge's `captured` flag.
+    pub const CAPTURED: &str = "captured";
+    /// An uncaptured charge's amount: authorised, held, not paid.
+    pub const AUTHORIZED: &str = "amount_authorized";
 }
 
 /// What kind of Stripe object this is: its `object` field, or failing that its id's prefix.
@@ -134,9 +142,29 @@ pub(crate) fn evidence(
             if let Some(t) = last_refund {
                 r.ev.set(field::REFUNDED_AT, Value::Time(t));
             }
-            let status = obj.get("status").and_then(Json::as_str).unwrap_or("");
-            let refunded_flag = obj.get("refunded").and_then(Json::as_bool) == Some(true);
-            let word = charge_status(status, refunded_flag, &r.ev);
+            let flag = |name: &str| obj.get(name).and_then(Json::as_bool);
+            if let Some(captured) = flag("captured") {
+                r.ev.set(extra::CAPTURED, Value::Bool(captured));
+            }
+            let word = charge_status(&Charge {
+                status: obj.get("status").and_then(Json::as_str).unwrap_or(""),
+                refunded: flag("refunded") == Some(true),
+                paid: flag("paid"),
+                captured: flag("captured"),
+                failed: obj
+                    .get("failure_code")
+                    .and_then(Json::as_str)
+                    .is_some_and(|c| !c.is_empty()),
+                outcome: obj
+                    .get("outcome")
+                    .and_then(|o| o.get("type"))
+                    .and_then(Json::as_str)
+                    .unwrap_or(""),
+                ev: &r.ev,
+            });
+            if word == "uncaptured" {
+                authorization_only(&mut r.ev);
+            }
             r.ev.set(field::STATUS, Value::text(word));
         }
         "payment_intent" => {
@@ -169,7 +197,9 @@ pub(crate) fn evidence(
             r.money("amount", field::REFUNDED, cur);
             r.time("created", field::REFUNDED_AT);
             r.text("reason", "reason");
+            r.text("failure_reason", "failure_reason");
             r.lower("status", field::STATUS);
+            settle_refund(&mut r.ev);
         }
         "customer" => {
             r.ev.set(field::CUSTOMER_ID, Value::text(id));
@@ -205,19 +235,71 @@ pub(crate) fn evidence(
     Ok(ev)
 }
 
-/// The four words the issue asks for (succeeded, failed, refunded, partially_refunded), or the
-/// source's own word for anything else (pending, canceled…).
-pub(crate) fn charge_status(status: &str, refunded_flag: bool, ev: &Evidence) -> String {
-    let money = |name| match ev.get(name) {
+/// Money moves only when a refund succeeded (invariant 10): a pending one may still fail, a
+/// failed or canceled one paid nothing back. Only a succeeded refund (or one without a status,
+/// from before refunds had one) keeps its amount as refunded; the others keep it under a name
+/// that says what it is, so that nothing adds it up.
+pub(crate) fn settle_refund(ev: &mut Evidence) {
+    let status = ev
+        .text(field::STATUS)
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let aside = match status.as_str() {
+        "" | "succeeded" => return,
+        "failed" | "canceled" | "cancelled" => extra::REFUND_NOT_MADE,
+        _ => extra::REFUND_PENDING,
+    };
+    if let Some(v) = ev.fields.remove(field::REFUNDED) {
+        ev.set(aside, v);
+    }
+    ev.fields.remove(field::REFUNDED_AT);
+}
+
+/// An authorisation that was never captured holds money; none moved (invariant 10). It is
+/// evidence of its own kind, `authorization`, which no mapping takes a payment from unless it
+/// names the kind; its amount is kept as the amount authorised.
+pub(crate) fn authorization_only(ev: &mut Evidence) {
+    ev.kind = "authorization".into();
+    if let Some(v) = ev.fields.remove(field::AMOUNT) {
+        ev.set(extra::AUTHORIZED, v);
+    }
+}
+
+/// What a charge says of itself, for [`charge_status`].
+pub(crate) struct Charge<'a> {
+    /// `status` as written ("" when absent: older API versions and some exports).
+    pub status: &'a str,
+    pub refunded: bool,
+    pub paid: Option<bool>,
+    pub captured: Option<bool>,
+    /// A `failure_code` is given.
+    pub failed: bool,
+    /// `outcome.type`: authorized, manual_review, issuer_declined, blocked, invalid.
+    pub outcome: &'a str,
+    pub ev: &'a Evidence,
+}
+
+/// The charge's state in one word: succeeded, failed, refunded, partially_refunded, uncaptured
+/// (authorised, not captured: no money moved), or the source's own word for anything else
+/// (pending…). Without a `status`, `paid`, `failure_code` and `outcome` decide: a charge that
+/// says nothing of failure and was paid succeeded.
+pub(crate) fn charge_status(c: &Charge) -> String {
+    let money = |name| match c.ev.get(name) {
         Some(Value::Money { minor, .. }) => Some(*minor),
         _ => None,
     };
-    let status = status.trim().to_lowercase();
-    if status == "failed" {
-        return status;
+    let status = c.status.trim().to_lowercase();
+    let declined = matches!(c.outcome, "issuer_declined" | "blocked" | "invalid");
+    if status == "failed" || (status.is_empty() && (c.failed || c.paid == Some(false) || declined))
+    {
+        return "failed".into();
+    }
+    if c.captured == Some(false) && matches!(status.as_str(), "" | "succeeded" | "paid") {
+        return "uncaptured".into();
     }
     let (amount, refunded) = (money(field::AMOUNT), money(field::REFUNDED).unwrap_or(0));
-    if refunded_flag || amount.is_some_and(|a| refunded >= a && refunded > 0) {
+    if c.refunded || amount.is_some_and(|a| refunded >= a && refunded > 0) {
         return "refunded".into();
     }
     if refunded > 0 {

@@ -1,0 +1,181 @@
+//! Stripe objects mean what they say (invariant 10): a refund that failed or was canceled, or is
+//! still pending, pays nothing back; an authorisation that was never captured is not a payment.
+//! Each case is a real-shaped object handed to `gapfill plan` against a restored backup, and the
+//! plan is read for what it would change.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// The newest pre-restore payment that succeeded and has no refund: its key, charge id, payment
+/// intent id and currency.
+fn a_paid_payment(db: &Path) -> (String, String, String, String) {
+    let row = query(
+        &sqlite_url(db),
+        "SELECT id, stripe_charge_id, stripe_payment_intent_id, lower(currency) FROM payments \
+         WHERE status = 'succeeded' AND refunded_minor = 0 AND stripe_charge_id IS NOT NULL \
+         ORDER BY id DESC LIMIT 1",
+    );
+    let f: Vec<&str> = row.trim().split('|').collect();
+    (f[0].into(), f[1].into(), f[2].into(), f[3].into())
+}
+
+/// Plans the restored backup with one Stripe dump holding `objects`; the plan's changes.
+fn plan_with(
+    incident: &Path,
+    work: &Path,
+    tag: &str,
+    objects: serde_json::Value,
+) -> Vec<serde_json::Value> {
+    let dir = work.join(tag);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dump = serde_json::json!({"object": "list", "data": objects, "has_more": false});
+    std::fs::write(dir.join("objects.json"), dump.to_string()).unwrap();
+    let plan = work.join(format!("{tag}.json"));
+    gapfill_ok(&[
+        "plan",
+        "--quiet",
+        "--mapping",
+        incident.join("mapping.toml").to_str().unwrap(),
+        "--db",
+        &sqlite_url(&incident.join("restored.db")),
+        "--stripe",
+        dir.to_str().unwrap(),
+        "--out",
+        plan.to_str().unwrap(),
+    ]);
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+    p["changes"].as_array().unwrap().clone()
+}
+
+/// A few days before the incident the simulator writes (2026-09-14), inside any gap.
+const IN_THE_GAP: i64 = 1_789_300_000;
+
+fn refund(id: &str, charge: &str, intent: &str, currency: &str, status: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id, "object": "refund", "amount": 500, "currency": currency, "charge": charge,
+        "payment_intent": intent, "created": IN_THE_GAP, "status": status,
+        "reason": "requested_by_customer", "metadata": {},
+        "failure_reason": if status == "failed" { serde_json::json!("expired_or_canceled_card") } else { serde_json::Value::Null }
+    })
+}
+
+/// What the plan would write to the row `key` of payments, column by column.
+fn planned_for(changes: &[serde_json::Value], key: &str) -> Vec<(String, serde_json::Value)> {
+    changes
+        .iter()
+        .filter(|c| c["table"] == "payments" && c["key"] == key)
+        .flat_map(|c| c["columns"].as_array().unwrap().iter())
+        .filter(|col| col["after"]["kind"] != "now")
+        .map(|col| {
+            (
+                col["column"].as_str().unwrap().to_string(),
+                col["after"]["value"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn only_a_succeeded_refund_pays_money_back() {
+    let (dir, incident) = incident(45, 40, "low");
+    let (key, charge, intent, currency) = a_paid_payment(&incident.join("restored.db"));
+    for status in ["failed", "canceled", "pending", "requires_action"] {
+        let changes = plan_with(
+            &incident,
+            dir.path(),
+            status,
+            serde_json::json!([refund(
+                &format!("re_{status}"),
+                &charge,
+                &intent,
+                &currency,
+                status
+            )]),
+        );
+        let planned = planned_for(&changes, &key);
+        assert!(
+            planned.is_empty(),
+            "a {status} refund changes payment {key}: {planned:?}"
+        );
+    }
+    let changes = plan_with(
+        &incident,
+        dir.path(),
+        "succeeded",
+        serde_json::json!([refund("re_ok", &charge, &intent, &currency, "succeeded")]),
+    );
+    let planned = planned_for(&changes, &key);
+    assert!(
+        planned.contains(&("refunded_minor".into(), serde_json::json!(500))),
+        "{planned:?}"
+    );
+    assert!(
+        planned.contains(&("status".into(), serde_json::json!("partially_refunded"))),
+        "{planned:?}"
+    );
+    // A failed attempt beside the refund that went through counts once: the one that succeeded.
+    let changes = plan_with(
+        &incident,
+        dir.path(),
+        "both",
+        serde_json::json!([
+            refund("re_fail", &charge, &intent, &currency, "failed"),
+            refund("re_ok2", &charge, &intent, &currency, "succeeded"),
+        ]),
+    );
+    let planned = planned_for(&changes, &key);
+    assert!(
+        planned.contains(&("refunded_minor".into(), serde_json::json!(500))),
+        "{planned:?}"
+    );
+}
+
+/// Stripe's own example charge: `status` succeeded, `captured` false, `amount_captured` 0. An
+/// authorisation, not a payment; and a charge without `status` that says `paid: false` and gives
+/// a failure code failed.
+#[test]
+fn an_uncaptured_or_unpaid_charge_is_not_a_payment() {
+    let (dir, incident) = incident(46, 40, "low");
+    let (key, charge, intent, currency) = a_paid_payment(&incident.join("restored.db"));
+    let charge_object = |status: Option<&str>,
+                         captured: bool,
+                         paid: bool,
+                         failure: Option<&str>| {
+        let mut c = serde_json::json!({
+            "id": charge, "object": "charge", "amount": 9900, "amount_captured": if captured { 9900 } else { 0 },
+            "amount_refunded": 0, "currency": currency, "captured": captured, "paid": paid,
+            "payment_intent": intent, "created": IN_THE_GAP, "refunded": false, "metadata": {},
+            "failure_code": failure, "outcome": {"type": if failure.is_some() { "issuer_declined" } else { "authorized" }}
+        });
+        if let Some(s) = status {
+            c["status"] = serde_json::json!(s);
+        }
+        c
+    };
+    let changes = plan_with(
+        &incident,
+        dir.path(),
+        "uncaptured",
+        serde_json::json!([charge_object(Some("succeeded"), false, true, None)]),
+    );
+    let planned = planned_for(&changes, &key);
+    assert!(
+        planned.is_empty(),
+        "an authorisation changed the payment: {planned:?}"
+    );
+    let changes = plan_with(
+        &incident,
+        dir.path(),
+        "unpaid",
+        serde_json::json!([charge_object(None, false, false, Some("card_declined"))]),
+    );
+    let planned = planned_for(&changes, &key);
+    assert!(
+        planned.contains(&("status".into(), serde_json::json!("failed"))),
+        "{planned:?}"
+    );
+}
