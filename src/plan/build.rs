@@ -103,8 +103,9 @@ fn agrees(before: Option<&str>, after: &After, spec: &ColumnMap) -> bool {
         // Garcia" in short, "Robert Gren" a slip of the keyboard: the row keeps its spelling.
         use crate::matching::normalize::{name_tokens, name_variant};
         if name_tokens(a) == name_tokens(b) {
-            // The same letters: accents the row lacks are news, accents it has are kept.
-            return a.is_ascii() && !b.is_ascii();
+            // The same letters: accents the row lacks are news, accents it has are kept, also
+            // when the evidence dropped only some of them ("Inês Ito" for "Inês Itō").
+            return fewer_accents(a, b);
         }
         if name_variant(a, b) {
             return true;
@@ -120,6 +121,20 @@ fn agrees(before: Option<&str>, after: &After, spec: &ColumnMap) -> bool {
         return national.len() >= 6 && full.ends_with(national);
     }
     false
+}
+
+/// Whether `written` is `recorded` with some of its accents dropped and none added: letter by
+/// letter the same, or the recorded letter without its accent. Case differences are news.
+fn fewer_accents(written: &str, recorded: &str) -> bool {
+    let (w, r): (Vec<char>, Vec<char>) = (written.chars().collect(), recorded.chars().collect());
+    w != r
+        && w.len() == r.len()
+        && w.iter().zip(&r).all(|(&wc, &rc)| {
+            wc == rc
+                || (wc.is_ascii()
+                    && !rc.is_ascii()
+                    && deunicode::deunicode_char(rc) == Some(wc.encode_utf8(&mut [0; 4])))
+        })
 }
 
 /// Columns that say who or what a row is rather than what happened to it: natural keys,
@@ -800,6 +815,18 @@ mod tests {
         }
         let last = changes.iter().find(|c| c.id == "id-n7").unwrap();
         assert_eq!(last.reasons, vec!["depends on n6, which is needs review"]);
+    }
+
+    #[test]
+    fn a_name_with_fewer_accents_is_the_rows_name() {
+        assert!(fewer_accents("Ines Ito", "Inês Itō"));
+        assert!(fewer_accents("Inês Ito", "Inês Itō"));
+        assert!(fewer_accents("Ines Itō", "Inês Itō"));
+        // Accents the row lacks are news; so is another accent, and another letter.
+        assert!(!fewer_accents("Inês Itō", "Ines Ito"));
+        assert!(!fewer_accents("Inès Itō", "Inês Itō"));
+        assert!(!fewer_accents("Inês Itu", "Inês Itō"));
+        assert!(!fewer_accents("Inês Itō", "Inês Itō"));
     }
 
     #[test]
