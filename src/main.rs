@@ -138,6 +138,10 @@ enum Command {
         report: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Make the plan even when a source input could not be read at all (a missing path, a
+        /// refused key). Without it plan refuses: the plan would lack all that input holds.
+        #[arg(long)]
+        allow_unreadable: bool,
     },
     /// Report where the database and the evidence disagree, read-only: exit 0 when nothing
     /// drifts, 2 when something does, 1 on error.
@@ -491,9 +495,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             detailed_exitcode,
             report,
             format,
+            allow_unreadable,
         } => {
             let run = Run::new(run, cli.quiet)?;
             let outcome = run_pipeline(run, false)?;
+            let unreadable = gapfill::sources::unreadable(&outcome.tallies);
+            if !unreadable.is_empty() && !allow_unreadable {
+                anyhow::bail!(
+                    "{} source input(s) could not be read, so the plan would lack everything they hold:\n  {}\nfix the paths or the key, or pass --allow-unreadable to plan without them; no plan was written",
+                    unreadable.len(),
+                    unreadable.join("\n  ")
+                );
+            }
+            if !cli.quiet {
+                for w in outcome.tallies.iter().flat_map(|t| &t.warnings) {
+                    eprintln!("warning: {w}");
+                }
+            }
             outcome.plan.write(&out)?;
             if let Some(report) = &report {
                 let page = gapfill::plan::html::html(&outcome.plan);
@@ -530,11 +548,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Format::Text => {}
             }
-            let failed = outcome.tallies.iter().any(|t| !t.errors.is_empty());
+            // Unreadable inputs stopped the run above unless the operator allowed them.
             let changes = !outcome.plan.changes.is_empty();
-            Ok(ExitCode::from(if failed {
-                1
-            } else if detailed_exitcode && changes {
+            Ok(ExitCode::from(if detailed_exitcode && changes {
                 2
             } else {
                 0

@@ -59,6 +59,9 @@ pub struct Tally {
     pub skipped_by_reason: BTreeMap<SkipReason, u64>,
     /// Inputs that could not be read at all (a missing path, a refused key).
     pub errors: Vec<String>,
+    /// What a person should know about this source's input before trusting the run: it gave
+    /// items but no evidence.
+    pub warnings: Vec<String>,
 }
 
 /// Counts what passes through on its way to the caller's sink.
@@ -162,7 +165,30 @@ pub async fn read_all(
                 .map_err(|e| e.to_string())
         }));
     }
+    for t in &mut tallies {
+        if t.evidence == 0 && t.skipped > 0 {
+            let reasons: Vec<String> = t
+                .skipped_by_reason
+                .iter()
+                .map(|(r, n)| format!("{n} {}", r.as_str()))
+                .collect();
+            t.warnings.push(format!(
+                "{} gave no evidence from {} item(s) it read ({}): check that these are the right files and the window (gapfill evidence --list shows every item)",
+                t.source.map_or("a source", |s| s.as_str()),
+                t.skipped,
+                reasons.join(", ")
+            ));
+        }
+    }
     tallies
+}
+
+/// Every input that could not be read at all, across sources.
+pub fn unreadable(tallies: &[Tally]) -> Vec<&str> {
+    tallies
+        .iter()
+        .flat_map(|t| t.errors.iter().map(String::as_str))
+        .collect()
 }
 
 impl Tally {
@@ -249,6 +275,9 @@ pub fn report(
         );
         for e in &t.errors {
             let _ = writeln!(out, "  error: {e}");
+        }
+        for w in &t.warnings {
+            let _ = writeln!(out, "  warning: {w}");
         }
     }
     let malformed: Vec<&Skip> = collected

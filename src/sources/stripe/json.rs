@@ -23,7 +23,7 @@ const FIRST_LINE_CAP: usize = 1 << 20;
 /// It holds one object (or one JSON Lines line) at a time, never the file: the first line
 /// decides between JSON Lines and a document, then the rest is read as it comes.
 pub(crate) fn read_from(
-    mut input: impl BufRead,
+    input: impl BufRead,
     origin: &str,
     window: &Window,
     sink: &mut dyn Sink,
@@ -37,17 +37,32 @@ pub(crate) fn read_from(
             format!("the file could not be read to its end ({e}); the objects before this point were read"),
         ));
     };
-    // What was read to decide, kept to be read again: the blank lines, the first line and, when
-    // that line is a whole value, the blank lines after it and the next line.
-    let mut head: Vec<Vec<u8>> = Vec::new();
-    let lines_mode = match peek_head(&mut input, &mut head) {
-        Ok(mode) => mode,
+    let mut input = match decoded(input) {
+        Ok(i) => i,
         Err(e) => {
             io_error(e, &mut seen, sink);
             return seen;
         }
     };
-    if lines_mode {
+    // What was read to decide, kept to be read again: the blank lines, the first line and the
+    // blank lines after it and the next line.
+    let mut head: Vec<Vec<u8>> = Vec::new();
+    let shape = match peek_head(&mut input, &mut head) {
+        Ok(shape) => shape,
+        Err(e) => {
+            io_error(e, &mut seen, sink);
+            return seen;
+        }
+    };
+    if shape == Shape::Empty {
+        sink.skip(skip(
+            origin,
+            "file".into(),
+            "the file is empty: there is no JSON in it; export the objects again".into(),
+        ));
+        return seen + 1;
+    }
+    if shape == Shape::Lines {
         let mut line_no = 0;
         let one_line = |line: &[u8], line_no: usize, seen: &mut usize, sink: &mut dyn Sink| {
             let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -69,10 +84,15 @@ pub(crate) fn read_from(
                 }
                 Err(e) => {
                     *seen += 1;
+                    let hint = if *seen == 1 {
+                        "; it may be a line cut short at the front (a copy that lost its start); the lines after it were read"
+                    } else {
+                        ""
+                    };
                     sink.skip(skip(
                         origin,
                         format!("line {line_no}"),
-                        format!("this line is not JSON: {e}"),
+                        format!("this line is not JSON: {e}{hint}"),
                     ));
                 }
             }
@@ -100,14 +120,28 @@ pub(crate) fn read_from(
     }
     let stream = std::io::Cursor::new(head.concat()).chain(input);
     let mut de = serde_json::Deserializer::from_reader(stream);
-    let mut each = |obj: Json, index: Option<usize>| {
-        seen += 1;
-        let at = index.map_or_else(|| "object".to_string(), |k| format!("data[{k}]"));
-        one(obj, origin, at, window, &mut *sink);
+    // Several documents one after another are pages appended to one file (`>>` in a loop).
+    let mut document = 1;
+    let result = loop {
+        let mut each = |obj: Json, index: Option<usize>| {
+            seen += 1;
+            let at = match (document, index) {
+                (1, Some(k)) => format!("data[{k}]"),
+                (1, None) => "object".to_string(),
+                (d, Some(k)) => format!("document {d} data[{k}]"),
+                (d, None) => format!("document {d}"),
+            };
+            one(obj, origin, at, window, &mut *sink);
+        };
+        if let Err(e) = (Doc { each: &mut each }).deserialize(&mut de) {
+            break Err(e);
+        }
+        match de.end() {
+            Ok(()) => break Ok(()),
+            Err(e) if e.to_string().starts_with("trailing characters") => document += 1,
+            Err(e) => break Err(e),
+        }
     };
-    let result = Doc { each: &mut each }
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
     if let Err(e) = result {
         seen += 1;
         let detail = if e.is_io() {
@@ -126,42 +160,149 @@ pub(crate) fn read_from(
     seen
 }
 
-/// Reads the head of a dump into `head`, line by line, and says whether it is JSON Lines: the
-/// first non-blank line is a whole JSON value on its own and more follows (a pretty-printed
-/// document's first line, `{`, never is).
-fn peek_head(input: &mut impl BufRead, head: &mut Vec<Vec<u8>>) -> std::io::Result<bool> {
-    let first = loop {
-        let mut line = Vec::new();
-        let n = (&mut *input)
-            .take(FIRST_LINE_CAP as u64)
-            .read_until(b'\n', &mut line)?;
-        if n == 0 {
-            return Ok(false);
-        }
-        let complete = line.ends_with(b"\n");
-        let blank = line.iter().all(u8::is_ascii_whitespace);
-        head.push(line);
-        if !complete && n >= FIRST_LINE_CAP {
-            // A line longer than any one record: the start of a document.
-            return Ok(false);
-        }
-        if !blank {
-            break head.len() - 1;
-        }
-    };
-    if serde_json::from_slice::<serde::de::IgnoredAny>(&head[first]).is_err() {
-        return Ok(false);
+#[derive(Debug, PartialEq, Eq)]
+enum Shape {
+    Empty,
+    Lines,
+    Document,
+}
+
+/// One line into `head`, at most `FIRST_LINE_CAP` bytes of it; false at the end of the input or
+/// when the line is longer than that (a document, not a record).
+fn head_line(input: &mut impl BufRead, head: &mut Vec<Vec<u8>>) -> std::io::Result<Option<bool>> {
+    let mut line = Vec::new();
+    let n = (&mut *input)
+        .take(FIRST_LINE_CAP as u64)
+        .read_until(b'\n', &mut line)?;
+    if n == 0 {
+        return Ok(None);
     }
+    let long = !line.ends_with(b"\n") && n >= FIRST_LINE_CAP;
+    head.push(line);
+    Ok(Some(!long))
+}
+
+/// The next non-blank line into `head` (with the blank ones before it): its index, or None at
+/// the end of the input or at a line longer than any record.
+fn next_filled(
+    input: &mut impl BufRead,
+    head: &mut Vec<Vec<u8>>,
+) -> std::io::Result<Option<usize>> {
     loop {
-        let mut line = Vec::new();
-        if input.read_until(b'\n', &mut line)? == 0 {
-            return Ok(false);
+        match head_line(input, head)? {
+            None | Some(false) => return Ok(None),
+            Some(true) => {
+                let last = head.len() - 1;
+                if !head[last].iter().all(u8::is_ascii_whitespace) {
+                    return Ok(Some(last));
+                }
+            }
         }
-        let blank = line.iter().all(u8::is_ascii_whitespace);
-        head.push(line);
-        if !blank {
-            return Ok(true);
+    }
+}
+
+/// Reads the head of a dump into `head`, line by line, and says what it is. JSON Lines when of
+/// the first two non-blank lines the first is a whole JSON value, or the first is cut (a copy
+/// that lost its start: it does not open an object or array) and the second is whole.
+fn peek_head(input: &mut impl BufRead, head: &mut Vec<Vec<u8>>) -> std::io::Result<Shape> {
+    let whole = |l: &[u8]| serde_json::from_slice::<serde::de::IgnoredAny>(l).is_ok();
+    let Some(first) = next_filled(input, head)? else {
+        let blank = head.iter().all(|l| l.iter().all(u8::is_ascii_whitespace));
+        return Ok(if blank { Shape::Empty } else { Shape::Document });
+    };
+    let first_whole = whole(&head[first]);
+    // A line that opens an object or array and does not close it starts a document.
+    let opens = head[first].trim_ascii_start().starts_with(b"{")
+        || head[first].trim_ascii_start().starts_with(b"[");
+    if opens && !first_whole {
+        return Ok(Shape::Document);
+    }
+    let Some(second) = next_filled(input, head)? else {
+        return Ok(Shape::Document);
+    };
+    if first_whole || whole(&head[second]) {
+        Ok(Shape::Lines)
+    } else {
+        Ok(Shape::Document)
+    }
+}
+
+/// The input as UTF-8: a UTF-8 byte-order mark dropped, UTF-16 (what a Windows shell's `>`
+/// writes, with its mark) decoded as it is read.
+fn decoded<'a>(mut input: impl BufRead + 'a) -> std::io::Result<Box<dyn BufRead + 'a>> {
+    let head = input.fill_buf()?;
+    if head.starts_with(b"\xEF\xBB\xBF") {
+        input.consume(3);
+        return Ok(Box::new(input));
+    }
+    let little = head.starts_with(b"\xFF\xFE");
+    if little || head.starts_with(b"\xFE\xFF") {
+        input.consume(2);
+        return Ok(Box::new(std::io::BufReader::new(Utf16 {
+            inner: input,
+            little,
+            out: Vec::new(),
+            at: 0,
+            pending: None,
+        })));
+    }
+    Ok(Box::new(input))
+}
+
+/// UTF-16 bytes in, UTF-8 out; an unpaired surrogate becomes U+FFFD.
+struct Utf16<R> {
+    inner: R,
+    little: bool,
+    out: Vec<u8>,
+    at: usize,
+    /// A leading surrogate that ended the last chunk, waiting for its partner.
+    pending: Option<u16>,
+}
+
+impl<R: Read> Read for Utf16<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.out.len() {
+            let mut raw = [0u8; 8192];
+            let mut n = 0;
+            // Whole code units only.
+            loop {
+                let got = self.inner.read(&mut raw[n..])?;
+                n += got;
+                if got == 0 || n % 2 == 0 {
+                    break;
+                }
+            }
+            if n == 0 {
+                if self.pending.take().is_some() {
+                    self.out = "\u{FFFD}".as_bytes().to_vec();
+                    self.at = 0;
+                    continue;
+                }
+                return Ok(0);
+            }
+            let mut units: Vec<u16> = self.pending.take().into_iter().collect();
+            units.extend(raw[..n - n % 2].chunks_exact(2).map(|p| {
+                if self.little {
+                    u16::from_le_bytes([p[0], p[1]])
+                } else {
+                    u16::from_be_bytes([p[0], p[1]])
+                }
+            }));
+            if units.last().is_some_and(|u| (0xD800..0xDC00).contains(u)) {
+                self.pending = units.pop();
+            }
+            self.out.clear();
+            self.at = 0;
+            let mut text = String::new();
+            for c in char::decode_utf16(units) {
+                text.push(c.unwrap_or(char::REPLACEMENT_CHARACTER));
+            }
+            self.out.extend_from_slice(text.as_bytes());
         }
+        let n = buf.len().min(self.out.len() - self.at);
+        buf[..n].copy_from_slice(&self.out[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 

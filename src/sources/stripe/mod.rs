@@ -125,7 +125,7 @@ pub fn read_into(
 ) -> Result<StripeStats, StripeError> {
     let duplicates_before = dedup.duplicates;
     let found =
-        super::walk::files(path, &["json", "jsonl", "ndjson", "csv"]).map_err(|source| {
+        super::walk::files(path, &["json", "jsonl", "ndjson", "csv", "gz"]).map_err(|source| {
             StripeError::Io {
                 path: path.to_path_buf(),
                 source,
@@ -157,12 +157,37 @@ pub fn read_into(
     }
     for file in &files {
         let origin = file.display().to_string();
+        // A compressed export is read as what it holds: `charges.json.gz` is JSON.
+        let inner = origin
+            .strip_suffix(".gz")
+            .or_else(|| origin.strip_suffix(".GZ"));
+        if let Some(inner) = inner {
+            let known = Path::new(inner)
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| {
+                    ["json", "jsonl", "ndjson", "csv"]
+                        .iter()
+                        .any(|k| e.eq_ignore_ascii_case(k))
+                });
+            if !known && path.is_dir() {
+                // Some other compressed file in the folder: not an export.
+                continue;
+            }
+        }
         stats.files += 1;
         match std::fs::File::open(file) {
-            Ok(f) => {
-                let input = std::io::BufReader::with_capacity(1 << 16, f);
-                read_one(&origin, input, window, &mut counted, &mut stats);
-            }
+            Ok(f) => match inner {
+                Some(inner) => {
+                    let unzipped = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
+                    let input = std::io::BufReader::with_capacity(1 << 16, unzipped);
+                    read_one(inner, &origin, input, window, &mut counted, &mut stats);
+                }
+                None => {
+                    let input = std::io::BufReader::with_capacity(1 << 16, f);
+                    read_one(&origin, &origin, input, window, &mut counted, &mut stats);
+                }
+            },
             Err(e) => counted.skip(file_skip(&origin, &e)),
         }
     }
@@ -176,15 +201,17 @@ pub fn read_into(
     Ok(stats)
 }
 
-/// One export or dump, by its name: `.csv` is a dashboard export, anything else API JSON.
+/// One export or dump, by its name (`kind_of`, the origin without a compression suffix):
+/// `.csv` is a dashboard export, anything else API JSON.
 fn read_one(
+    kind_of: &str,
     origin: &str,
     input: impl std::io::BufRead,
     window: &Window,
     sink: &mut dyn Sink,
     stats: &mut StripeStats,
 ) {
-    let is_csv = Path::new(origin)
+    let is_csv = Path::new(kind_of)
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
@@ -213,7 +240,7 @@ pub fn read_bytes(
         files: 1,
         ..StripeStats::default()
     };
-    read_one(name, bytes, window, &mut counted, &mut stats);
+    read_one(name, name, bytes, window, &mut counted, &mut stats);
     let (evidence, mut skipped) = (counted.evidence, counted.skipped);
     if dedup.duplicates > 0 {
         *skipped.entry(SkipReason::Duplicate).or_insert(0) += dedup.duplicates;
