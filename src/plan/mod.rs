@@ -273,10 +273,37 @@ impl Plan {
         crate::files::write_private_with(path, |w| self.write_to(w)).map_err(fail)
     }
 
-    /// Gives the plan its id, from its content as made: same inputs, same id (invariant 7).
+    /// Gives the plan its id, from what it would do as made: its database, mapping, window and
+    /// every change with its before and after values. Same inputs, same id (invariant 7); a plan
+    /// that would write anything differently has another id. The evidence is left out of the
+    /// digest (it is half the file, and the changes name the items they rest on).
     pub fn seal(&mut self) {
-        self.id.clear();
-        self.id = format!("plan-{}", self.hash());
+        #[derive(Serialize)]
+        struct Identity<'a> {
+            format: &'a str,
+            version: u32,
+            mapping_hash: &'a str,
+            schema_fingerprint: &'a str,
+            dialect: &'a str,
+            restore_point: &'a Option<String>,
+            window: &'a Window,
+            changes: &'a [Change],
+        }
+        let mut h = crate::evidence::StableHasher::new();
+        let _ = serde_json::to_writer(
+            &mut h,
+            &Identity {
+                format: &self.format,
+                version: self.version,
+                mapping_hash: &self.mapping_hash,
+                schema_fingerprint: &self.schema_fingerprint,
+                dialect: &self.dialect,
+                restore_point: &self.restore_point,
+                window: &self.window,
+                changes: &self.changes,
+            },
+        );
+        self.id = format!("plan-{}", h.finish());
     }
 
     /// The plan's id; a plan written before plans had one is known by its content's digest.

@@ -118,7 +118,12 @@ pub(crate) fn read_from(
         }
         return seen;
     }
-    let stream = std::io::Cursor::new(head.concat()).chain(input);
+    // serde_json reads a stream byte by byte; through a BufReader each byte is a copy from its
+    // buffer (the standard library's fast path), not a call down the chain of readers.
+    let stream = std::io::BufReader::with_capacity(
+        1 << 16,
+        std::io::Cursor::new(head.concat()).chain(input),
+    );
     let mut de = serde_json::Deserializer::from_reader(stream);
     // Several documents one after another are pages appended to one file (`>>` in a loop).
     let mut document = 1;
