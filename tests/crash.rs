@@ -120,7 +120,7 @@ fn moment(i: u64, full: Duration) -> Duration {
     full.mul_f64(frac * 1.2)
 }
 
-fn apply(plan: &Path, url: &str) -> std::process::Child {
+fn apply(plan: &Path, url: &str, undo: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_gapfill"))
         .args([
             "apply",
@@ -129,6 +129,8 @@ fn apply(plan: &Path, url: &str) -> std::process::Child {
             url,
             "--yes",
             "--quiet",
+            "--undo",
+            undo.to_str().unwrap(),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -143,7 +145,9 @@ fn crash_test<G>(plan: &Path, fresh: impl Fn(u64) -> (String, G)) {
     let (url, _g) = fresh(0);
     let untouched = contents(&url, &now_columns);
     let started = Instant::now();
-    let status = apply(plan, &url).wait().unwrap();
+    let undo_dir = tempfile::tempdir().unwrap();
+    let undo = |i: u64| undo_dir.path().join(format!("undo{i}.sql"));
+    let status = apply(plan, &url, &undo(0)).wait().unwrap();
     assert!(status.success());
     let full = started.elapsed();
     let applied = contents(&url, &now_columns);
@@ -153,7 +157,7 @@ fn crash_test<G>(plan: &Path, fresh: impl Fn(u64) -> (String, G)) {
     let runs = runs();
     for i in 1..=runs {
         let (url, _g) = fresh(i);
-        let mut child = apply(plan, &url);
+        let mut child = apply(plan, &url, &undo(i));
         std::thread::sleep(moment(i, full));
         let _ = child.kill();
         let _ = child.wait();
@@ -162,6 +166,12 @@ fn crash_test<G>(plan: &Path, fresh: impl Fn(u64) -> (String, G)) {
             killed_untouched += 1;
         } else if now == applied {
             killed_applied += 1;
+            // The undo is on disk, whole, before the commit: never changes without their undo.
+            let script = std::fs::read_to_string(undo(i)).unwrap_or_default();
+            assert!(
+                script.ends_with("COMMIT;\n"),
+                "run {i}: applied, but the undo script is missing or cut"
+            );
         } else {
             let dump =
                 std::env::temp_dir().join(format!("gapfill-crash-{}-{i}.txt", std::process::id()));
@@ -177,7 +187,9 @@ fn crash_test<G>(plan: &Path, fresh: impl Fn(u64) -> (String, G)) {
                 dump.display()
             );
         }
-        let status = apply(plan, &url).wait().unwrap();
+        let status = apply(plan, &url, &undo_dir.path().join("later.sql"))
+            .wait()
+            .unwrap();
         assert!(status.success(), "run {i}: the later apply fails");
         // Keys a killed transaction took from a sequence are not given back, so a later apply may
         // number its rows differently: the rows are there, each once.

@@ -179,3 +179,27 @@ fn an_uncaptured_or_unpaid_charge_is_not_a_payment() {
         "{planned:?}"
     );
 }
+
+/// Refunds whose amounts add up past what any integer holds are no total at all: the plan is made,
+/// and states no refunded amount for the payment rather than a wrapped one.
+#[test]
+fn refunds_that_add_up_past_any_integer_give_no_total() {
+    let (dir, incident) = incident(48, 30, "low");
+    let (key, charge, intent, currency) = a_paid_payment(&incident.join("restored.db"));
+    let mut big = |id: &str| {
+        let mut r = refund(id, &charge, &intent, &currency, "succeeded");
+        r["amount"] = serde_json::json!(5_000_000_000_000_000_000i64);
+        r
+    };
+    let changes = plan_with(
+        &incident,
+        dir.path(),
+        "overflow",
+        serde_json::json!([big("re_big1"), big("re_big2")]),
+    );
+    let planned = planned_for(&changes, &key);
+    assert!(
+        !planned.iter().any(|(c, _)| c == "refunded_minor"),
+        "a refunded total past any integer: {planned:?}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Fixture runner for the evidence sources: each folder under tests/fixtures/<source>/ holds the
 //! input files, an optional `window` (since=…, until=…) and `expected.txt`, the evidence and skips
-//! rendered in the order the source gave them. `GAPFILL_BLESS=1` rewrites expected.txt.
+//! rendered in the order the source gave them. `UPDATE_EXPECT=1` (or `GAPFILL_BLESS=1`) rewrites
+//! expected.txt.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -82,26 +83,32 @@ pub fn fixture_dirs(source: &str) -> Vec<PathBuf> {
         .filter(|p| p.is_dir())
         .collect();
     dirs.sort();
+    // A test over no fixtures passes for nothing.
+    assert!(!dirs.is_empty(), "no fixture folders in {}", root.display());
+    for d in &dirs {
+        let inputs = std::fs::read_dir(d)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name != "expected.txt" && name != "window"
+            })
+            .count();
+        assert!(
+            inputs > 0,
+            "the fixture folder {} holds no input",
+            d.display()
+        );
+    }
     dirs
 }
 
-/// Compares with expected.txt, or rewrites it under GAPFILL_BLESS=1.
+/// Compares with expected.txt through expect-test, which shows a diff when they differ and
+/// rewrites the file under UPDATE_EXPECT=1 (GAPFILL_BLESS=1, this project's word, too).
 pub fn check(dir: &Path, got: &str) {
     let path = dir.join("expected.txt");
     if std::env::var_os("GAPFILL_BLESS").is_some() {
         std::fs::write(&path, got).unwrap();
         return;
     }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "{} is missing; run with GAPFILL_BLESS=1 to write it, then read it",
-            path.display()
-        )
-    });
-    if want != got {
-        panic!(
-            "{} differs from what the source gives now (GAPFILL_BLESS=1 rewrites it):\n--- got ---\n{got}",
-            path.display()
-        );
-    }
+    expect_test::expect_file![path].assert_eq(got);
 }
