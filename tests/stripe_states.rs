@@ -186,7 +186,7 @@ fn an_uncaptured_or_unpaid_charge_is_not_a_payment() {
 fn refunds_that_add_up_past_any_integer_give_no_total() {
     let (dir, incident) = incident(48, 30, "low");
     let (key, charge, intent, currency) = a_paid_payment(&incident.join("restored.db"));
-    let mut big = |id: &str| {
+    let big = |id: &str| {
         let mut r = refund(id, &charge, &intent, &currency, "succeeded");
         r["amount"] = serde_json::json!(5_000_000_000_000_000_000i64);
         r
