@@ -276,6 +276,9 @@ pub enum SkipReason {
     Duplicate,
     /// Could not be read: a broken file, a malformed row, a truncated message.
     Malformed,
+    /// An older copy of a record a newer copy replaces (a dump of a charge from before its
+    /// refund, beside a later one).
+    Superseded,
 }
 
 impl SkipReason {
@@ -285,6 +288,7 @@ impl SkipReason {
             SkipReason::OutsideWindow => "outside the window",
             SkipReason::Duplicate => "duplicate",
             SkipReason::Malformed => "malformed",
+            SkipReason::Superseded => "superseded",
         }
     }
 }

@@ -203,3 +203,51 @@ fn refunds_that_add_up_past_any_integer_give_no_total() {
         "a refunded total past any integer: {planned:?}"
     );
 }
+
+/// The same charge in two dumps of different dates: the copy that shows it later (here, refunded
+/// in part) is the charge now, whichever file's name comes first.
+#[test]
+fn the_newest_copy_of_an_object_wins_whatever_the_file_order() {
+    let (dir, incident) = incident(49, 40, "low");
+    let (key, charge, intent, currency) = a_paid_payment(&incident.join("restored.db"));
+    let amount: i64 = query(
+        &sqlite_url(&incident.join("restored.db")),
+        &format!("SELECT amount_minor FROM payments WHERE id = {key}"),
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    let copy = |refunded: i64| {
+        serde_json::json!({
+            "id": charge, "object": "charge", "amount": amount, "amount_captured": amount,
+            "amount_refunded": refunded, "currency": currency, "captured": true, "paid": true,
+            "status": "succeeded", "payment_intent": intent, "created": IN_THE_GAP, "metadata": {}
+        })
+    };
+    for (first, second) in [(500, 0), (0, 500)] {
+        let folder = dir.path().join(format!("dumps-{first}-{second}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("a.json"), copy(first).to_string()).unwrap();
+        std::fs::write(folder.join("b.json"), copy(second).to_string()).unwrap();
+        let plan = dir.path().join(format!("plan-{first}-{second}.json"));
+        gapfill_ok(&[
+            "plan",
+            "--quiet",
+            "--mapping",
+            incident.join("mapping.toml").to_str().unwrap(),
+            "--db",
+            &sqlite_url(&incident.join("restored.db")),
+            "--stripe",
+            folder.to_str().unwrap(),
+            "--out",
+            plan.to_str().unwrap(),
+        ]);
+        let p: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+        let planned = planned_for(p["changes"].as_array().unwrap(), &key);
+        assert!(
+            planned.contains(&("refunded_minor".into(), serde_json::json!(500))),
+            "a.json refunded {first}, b.json {second}: {planned:?}"
+        );
+    }
+}

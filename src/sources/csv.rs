@@ -701,63 +701,185 @@ pub(crate) fn parse_time(text: &str, formats: &[String], zone: Tz) -> Result<Val
 }
 
 /// Recognises the same record reached twice (a Stripe charge from the API and from a CSV export,
-/// an object in two dumps, a row exported twice): the first copy is evidence, each later copy a Duplicate skip naming the first.
+/// an object in two dumps of different dates, a row exported twice) and keeps its newest copy.
 ///
-/// Why skip rather than merge: a sink is a stream, so the first copy has already gone on by the
-/// time the second arrives; and the copies are renderings of one record, so counting both would
-/// double its weight in matching. The skip says where the first copy is and whether this one
-/// says something different (a dump older than a refund, say), so a person can look.
-/// Records are told apart by source, kind and their own id (the `id` field: a Stripe id, or the
-/// column a CSV mapping calls "id"); evidence without one passes unchanged.
+/// Copies that say the same are one record: the first is evidence, each later one a Duplicate
+/// skip naming it (counting both would double its weight in matching). Copies that say
+/// something different are the record at different moments: the copy whose latest time (any of
+/// its times: created, refunded, canceled…) is later is the record now, and the older one is a
+/// Superseded skip naming it, whichever file came first. Two copies that differ at the same
+/// latest moment are a real conflict that no file order settles: both go on as evidence, where
+/// matching sees two statements of one moment that disagree and sends the value to a person.
+///
+/// Evidence is held until [`Dedup::finish`] (or the Dedup is dropped) and then passed on in the
+/// order it arrived, each record at the place of its first copy, so the order never depends on
+/// which copy won. Records are told apart by source, kind and their own id (the `id` field: a
+/// Stripe id, or the column a CSV mapping calls "id").
 pub struct Dedup<'a> {
     inner: &'a mut dyn Sink,
-    first: HashMap<(SourceKind, String, String), (Provenance, String)>,
-    /// How many copies were skipped so far.
+    /// Evidence and skips in arrival order, until they are passed on.
+    held: Vec<Held>,
+    /// Per record: the slot of the copy kept, its comparable hash and latest time.
+    kept: HashMap<(SourceKind, String, String), Kept>,
+    /// How many copies were skipped so far (duplicates and superseded copies).
     pub duplicates: usize,
+    /// The same, by reason.
+    pub skipped: BTreeMap<SkipReason, usize>,
+}
+
+enum Held {
+    Evidence(Evidence),
+    Skip(Skip),
+}
+
+struct Kept {
+    slot: usize,
+    hash: String,
+    lateness: (Option<chrono::DateTime<chrono::Utc>>, i64),
+    provenance: Provenance,
 }
 
 impl<'a> Dedup<'a> {
     pub fn new(inner: &'a mut dyn Sink) -> Dedup<'a> {
         Dedup {
             inner,
-            first: HashMap::new(),
+            held: Vec::new(),
+            kept: HashMap::new(),
             duplicates: 0,
+            skipped: BTreeMap::new(),
         }
+    }
+
+    /// Passes every record on, in arrival order; later evidence is held again until the next
+    /// call.
+    pub fn finish(&mut self) {
+        for item in self.held.drain(..) {
+            match item {
+                Held::Evidence(ev) => self.inner.evidence(ev),
+                Held::Skip(skip) => self.inner.skip(skip),
+            }
+        }
+        self.kept.clear();
+    }
+
+    /// What was skipped since `before` (an earlier [`Dedup::skipped`]), by reason.
+    pub fn skipped_since(
+        &self,
+        before: &BTreeMap<SkipReason, usize>,
+    ) -> impl Iterator<Item = (SkipReason, usize)> + '_ {
+        let before = before.clone();
+        self.skipped
+            .iter()
+            .map(move |(r, n)| (*r, n - before.get(r).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+    }
+
+    fn skip_copy(&mut self, provenance: Provenance, reason: SkipReason, detail: String) {
+        self.duplicates += 1;
+        *self.skipped.entry(reason).or_insert(0) += 1;
+        self.held.push(Held::Skip(Skip {
+            provenance,
+            reason,
+            detail,
+        }));
+    }
+}
+
+impl Drop for Dedup<'_> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// How late in its life a copy speaks of the record: the newest of its times, then how much of
+/// it has been refunded (a refunded total only grows, and a dump often carries no refund time).
+fn lateness(ev: &Evidence) -> (Option<chrono::DateTime<chrono::Utc>>, i64) {
+    let time = ev
+        .fields
+        .values()
+        .filter_map(|v| match v {
+            Value::Time(t) => Some(*t),
+            _ => None,
+        })
+        .chain(ev.observed_at)
+        .max();
+    let refunded = match ev.get(crate::evidence::field::REFUNDED) {
+        Some(Value::Money { minor, .. }) => *minor,
+        _ => 0,
+    };
+    (time, refunded)
+}
+
+/// Fields the kept copy lacks, from an older copy of the same record: a dump without metadata
+/// does not make the booking code another copy carried disappear.
+fn fill_from(kept: &mut Evidence, older: &Evidence) {
+    for (k, v) in &older.fields {
+        kept.fields.entry(k.clone()).or_insert_with(|| v.clone());
     }
 }
 
 impl Sink for Dedup<'_> {
     fn evidence(&mut self, ev: Evidence) {
         let Some(id) = ev.text("id").map(str::to_owned) else {
-            self.inner.evidence(ev);
+            self.held.push(Held::Evidence(ev));
             return;
         };
         let key = (ev.provenance.source, ev.kind.clone(), id);
-        match self.first.get(&key) {
-            Some((first, hash)) => {
-                let differs = if *hash == comparable_hash(&ev) {
-                    ""
-                } else {
-                    "; this copy says something different (a dump from another time?), the first is kept"
-                };
-                let detail = format!("the same {} {} as {first}{differs}", key.1, key.2);
-                self.duplicates += 1;
-                self.inner.skip(Skip {
-                    provenance: ev.provenance,
-                    reason: SkipReason::Duplicate,
-                    detail,
-                });
+        let hash = comparable_hash(&ev);
+        let late = lateness(&ev);
+        let Some(k) = self.kept.get(&key) else {
+            self.kept.insert(
+                key,
+                Kept {
+                    slot: self.held.len(),
+                    hash,
+                    lateness: late,
+                    provenance: ev.provenance.clone(),
+                },
+            );
+            self.held.push(Held::Evidence(ev));
+            return;
+        };
+        let what = format!("{} {}", key.1, key.2);
+        let newer = |by: &Provenance| {
+            format!("an older copy of {what}: {by} shows it later, and that copy is kept (with what only this one said)")
+        };
+        let slot = k.slot;
+        if k.hash == hash {
+            let detail = format!("the same {what} as {}", k.provenance);
+            self.skip_copy(ev.provenance, SkipReason::Duplicate, detail);
+        } else if late < k.lateness {
+            let detail = newer(&k.provenance);
+            if let Held::Evidence(kept) = &mut self.held[slot] {
+                fill_from(kept, &ev);
             }
-            None => {
-                self.first
-                    .insert(key, (ev.provenance.clone(), comparable_hash(&ev)));
-                self.inner.evidence(ev);
+            self.skip_copy(ev.provenance, SkipReason::Superseded, detail);
+        } else if late > k.lateness {
+            let old = k.provenance.clone();
+            let detail = newer(&ev.provenance);
+            self.kept.insert(
+                key,
+                Kept {
+                    slot,
+                    hash,
+                    lateness: late,
+                    provenance: ev.provenance.clone(),
+                },
+            );
+            let mut ev = ev;
+            if let Held::Evidence(older) = &self.held[slot] {
+                fill_from(&mut ev, older);
             }
+            self.held[slot] = Held::Evidence(ev);
+            self.skip_copy(old, SkipReason::Superseded, detail);
+        } else {
+            // Different at the same moment: both stand, for matching to call a conflict.
+            self.held.push(Held::Evidence(ev));
         }
     }
 
     fn skip(&mut self, skip: Skip) {
-        self.inner.skip(skip);
+        self.held.push(Held::Skip(skip));
     }
 }
 

@@ -178,6 +178,7 @@ pub async fn pull_into(
     let shown_base = scrub(&base, secret);
     let progress = config.progress && std::io::stderr().is_terminal();
     let duplicates_before = dedup.duplicates;
+    let skipped_before = dedup.skipped.clone();
     let mut stats = PullStats::default();
     let mut counted = Counting::new(RulesSink {
         inner: dedup,
@@ -204,8 +205,8 @@ pub async fn pull_into(
     .await;
     let (evidence, mut skipped) = (counted.evidence, counted.skipped);
     let duplicates = dedup.duplicates - duplicates_before;
-    if duplicates > 0 {
-        *skipped.entry(SkipReason::Duplicate).or_insert(0) += duplicates;
+    for (reason, n) in dedup.skipped_since(&skipped_before) {
+        *skipped.entry(reason).or_insert(0) += n;
     }
     stats.evidence = evidence - duplicates;
     stats.skipped = skipped;

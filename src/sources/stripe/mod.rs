@@ -124,6 +124,7 @@ pub fn read_into(
     dedup: &mut Dedup,
 ) -> Result<StripeStats, StripeError> {
     let duplicates_before = dedup.duplicates;
+    let skipped_before = dedup.skipped.clone();
     let found =
         super::walk::files(path, &["json", "jsonl", "ndjson", "csv", "gz"]).map_err(|source| {
             StripeError::Io {
@@ -193,8 +194,8 @@ pub fn read_into(
     }
     let (evidence, mut skipped) = (counted.evidence, counted.skipped);
     let duplicates = dedup.duplicates - duplicates_before;
-    if duplicates > 0 {
-        *skipped.entry(SkipReason::Duplicate).or_insert(0) += duplicates;
+    for (reason, n) in dedup.skipped_since(&skipped_before) {
+        *skipped.entry(reason).or_insert(0) += n;
     }
     stats.evidence = evidence - duplicates;
     stats.skipped = skipped;
@@ -242,8 +243,8 @@ pub fn read_bytes(
     };
     read_one(name, name, bytes, window, &mut counted, &mut stats);
     let (evidence, mut skipped) = (counted.evidence, counted.skipped);
-    if dedup.duplicates > 0 {
-        *skipped.entry(SkipReason::Duplicate).or_insert(0) += dedup.duplicates;
+    for (reason, n) in dedup.skipped_since(&BTreeMap::new()) {
+        *skipped.entry(reason).or_insert(0) += n;
     }
     stats.evidence = evidence - dedup.duplicates;
     stats.skipped = skipped;
