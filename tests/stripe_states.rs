@@ -29,10 +29,22 @@ fn plan_with(
     tag: &str,
     objects: serde_json::Value,
 ) -> Vec<serde_json::Value> {
+    let dump = serde_json::json!({"object": "list", "data": objects, "has_more": false});
+    plan_with_files(incident, work, tag, &[("objects.json", dump)])
+}
+
+/// Plans the restored backup with a Stripe folder of these files; the plan's changes.
+fn plan_with_files(
+    incident: &Path,
+    work: &Path,
+    tag: &str,
+    files: &[(&str, serde_json::Value)],
+) -> Vec<serde_json::Value> {
     let dir = work.join(tag);
     std::fs::create_dir_all(&dir).unwrap();
-    let dump = serde_json::json!({"object": "list", "data": objects, "has_more": false});
-    std::fs::write(dir.join("objects.json"), dump.to_string()).unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.join(name), content.to_string()).unwrap();
+    }
     let plan = work.join(format!("{tag}.json"));
     gapfill_ok(&[
         "plan",
@@ -225,26 +237,13 @@ fn the_newest_copy_of_an_object_wins_whatever_the_file_order() {
         })
     };
     for (first, second) in [(500, 0), (0, 500)] {
-        let folder = dir.path().join(format!("dumps-{first}-{second}"));
-        std::fs::create_dir_all(&folder).unwrap();
-        std::fs::write(folder.join("a.json"), copy(first).to_string()).unwrap();
-        std::fs::write(folder.join("b.json"), copy(second).to_string()).unwrap();
-        let plan = dir.path().join(format!("plan-{first}-{second}.json"));
-        gapfill_ok(&[
-            "plan",
-            "--quiet",
-            "--mapping",
-            incident.join("mapping.toml").to_str().unwrap(),
-            "--db",
-            &sqlite_url(&incident.join("restored.db")),
-            "--stripe",
-            folder.to_str().unwrap(),
-            "--out",
-            plan.to_str().unwrap(),
-        ]);
-        let p: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
-        let planned = planned_for(p["changes"].as_array().unwrap(), &key);
+        let changes = plan_with_files(
+            &incident,
+            dir.path(),
+            &format!("dumps-{first}-{second}"),
+            &[("a.json", copy(first)), ("b.json", copy(second))],
+        );
+        let planned = planned_for(&changes, &key);
         assert!(
             planned.contains(&("refunded_minor".into(), serde_json::json!(500))),
             "a.json refunded {first}, b.json {second}: {planned:?}"

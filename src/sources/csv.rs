@@ -102,15 +102,7 @@ pub fn read(
     sink: &mut dyn Sink,
 ) -> Result<CsvStats, CsvError> {
     let spec = Spec::from_rules(rules)?;
-    let delimiter = match rules.delimiter {
-        None => None,
-        Some(c) if c.is_ascii() => Some(c as u8),
-        Some(c) => {
-            return Err(CsvError::Rules(format!(
-                "delimiter {c:?} is not a single ASCII character"
-            )))
-        }
-    };
+    let delimiter = delimiter_of(rules)?;
     let found = super::walk::files(path, &["csv", "tsv"]).map_err(|source| CsvError::Io {
         path: path.to_path_buf(),
         source,
@@ -160,6 +152,17 @@ pub fn read(
     Ok(stats)
 }
 
+/// The rules' delimiter, when they name one.
+fn delimiter_of(rules: &CsvRules) -> Result<Option<u8>, CsvError> {
+    match rules.delimiter {
+        None => Ok(None),
+        Some(c) if c.is_ascii() => Ok(Some(c as u8)),
+        Some(c) => Err(CsvError::Rules(format!(
+            "delimiter {c:?} is not a single ASCII character"
+        ))),
+    }
+}
+
 /// One file's content, named `name`, as [`read`] reads each file; for callers that hold the
 /// bytes. Err only when the rules themselves are wrong.
 pub fn read_bytes(
@@ -170,15 +173,7 @@ pub fn read_bytes(
     sink: &mut dyn Sink,
 ) -> Result<CsvStats, CsvError> {
     let spec = Spec::from_rules(rules)?;
-    let delimiter = match rules.delimiter {
-        None => default_delimiter(name),
-        Some(c) if c.is_ascii() => c as u8,
-        Some(c) => {
-            return Err(CsvError::Rules(format!(
-                "delimiter {c:?} is not a single ASCII character"
-            )))
-        }
-    };
+    let delimiter = delimiter_of(rules)?.unwrap_or_else(|| default_delimiter(name));
     let mut dedup = Dedup::new(sink);
     let s = read_table(bytes, name, &spec, delimiter, window, &mut dedup);
     Ok(CsvStats {
