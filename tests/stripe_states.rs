@@ -129,6 +129,20 @@ fn only_a_succeeded_refund_pays_money_back() {
         planned.contains(&("status".into(), serde_json::json!("partially_refunded"))),
         "{planned:?}"
     );
+    // A refund whose payment intent is null is found by its charge.
+    let mut by_charge = refund("re_nopi", &charge, &intent, &currency, "succeeded");
+    by_charge["payment_intent"] = serde_json::Value::Null;
+    let changes = plan_with(
+        &incident,
+        dir.path(),
+        "by-charge",
+        serde_json::json!([by_charge]),
+    );
+    let planned = planned_for(&changes, &key);
+    assert!(
+        planned.contains(&("refunded_minor".into(), serde_json::json!(500))),
+        "a refund without a payment intent: {planned:?}"
+    );
     // A failed attempt beside the refund that went through counts once: the one that succeeded.
     let changes = plan_with(
         &incident,
