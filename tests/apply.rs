@@ -1,6 +1,8 @@
 //! `gapfill plan` then `gapfill apply` on SQLite, PostgreSQL and MariaDB: apply, re-apply (a
 //! no-op), a dry run that leaves nothing, an undo script that restores the before-state exactly,
-//! audit rows, and a stale plan refused with the rows named.
+//! audit rows, a stale plan refused with the rows named, and the applied state compared row by
+//! row, every column, with tests/fixtures/apply/applied.<database>.txt (`UPDATE_EXPECT=1` rewrites
+//! them after a change that is meant to change what apply writes).
 
 mod common;
 
@@ -74,6 +76,75 @@ fn contents(url: &str) -> String {
     out
 }
 
+/// What apply did to the database, row by row: per table, each row it changed as it was (`-`)
+/// and as it is (`+`), and each row it added (`+`), every column, ordered by key. Times at or
+/// after `applied_from` (a column the mapping fills with the time of apply) read `<apply time>`,
+/// so that the state can be compared with a file written on another day.
+fn applied_rows(before: &str, after: &str, applied_from: &str) -> String {
+    fn sections(s: &str) -> Vec<(&str, Vec<&str>)> {
+        let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
+        for line in s.lines() {
+            match line.strip_prefix("-- ") {
+                Some(table) => out.push((table, Vec::new())),
+                None => out.last_mut().expect("a table first").1.push(line),
+            }
+        }
+        out
+    }
+    let mask = |line: &str| -> String {
+        let sep = if line.contains('|') { '|' } else { '\t' };
+        line.split(sep)
+            .map(|field| {
+                let b = field.as_bytes();
+                let looks_like_time =
+                    b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && b[13] == b':';
+                if looks_like_time && field[..19].replace('T', " ").as_str() >= applied_from {
+                    "<apply time>".to_string()
+                } else {
+                    field.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(&sep.to_string())
+    };
+    let key = |line: &str| -> u64 {
+        line.split(['|', '\t'])
+            .next()
+            .and_then(|k| k.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut out = String::new();
+    let before = sections(before);
+    for (table, rows) in sections(after) {
+        let old: &[&str] = before
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map_or(&[], |(_, r)| r.as_slice());
+        let mut diff: Vec<(u64, char, String)> = Vec::new();
+        for r in old.iter().filter(|r| !rows.contains(r)) {
+            diff.push((key(r), '-', r.to_string()));
+        }
+        for r in rows.iter().filter(|r| !old.contains(r)) {
+            diff.push((key(r), '+', mask(r)));
+        }
+        // A changed row as it was, then as it is.
+        diff.sort_by_key(|a| (a.0, a.1 == '+'));
+        out += &format!("-- {table}: {} rows\n", rows.len());
+        for (_, sign, row) in diff {
+            out += &format!("{sign} {row}\n");
+        }
+    }
+    out
+}
+
+/// The applied state compared whole with the file kept for this run (under
+/// tests/fixtures/apply/): a change applied wrongly, partly or not at all shows as a difference
+/// in the rows themselves.
+fn assert_applied(url: &str, before: &str, applied_from: &str, file: &str) {
+    let got = applied_rows(before, &contents(url), applied_from);
+    expect_test::expect_file![format!("fixtures/apply/{file}")].assert_eq(&got);
+}
+
 /// PostgreSQL's sequences and where they stand; nothing on the other databases.
 fn sequences(url: &str) -> String {
     if url.starts_with("postgres://") {
@@ -101,7 +172,7 @@ fn accepted(plan: &serde_json::Value) -> Vec<&serde_json::Value> {
 }
 
 /// The whole round trip on one database.
-fn round_trip(incident: &Path, url: &str, work: &Path) {
+fn round_trip(incident: &Path, url: &str, work: &Path, applied: &str) {
     let truth = incident.join("truth.db");
     let before = tables(&evaluate_json(&truth, url));
     let plan_path = work.join("plan.json");
@@ -137,7 +208,10 @@ fn round_trip(incident: &Path, url: &str, work: &Path) {
         "a dry run takes no sequence values"
     );
 
-    // Apply.
+    // Apply. Times a day before now are later than anything the simulator wrote.
+    let applied_from = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
     let undo = work.join("undo.sql");
     let out = gapfill_ok(&[
         "apply",
@@ -152,6 +226,7 @@ fn round_trip(incident: &Path, url: &str, work: &Path) {
         out.contains(&format!("applied {} of {}", ok.len(), ok.len())),
         "{out}"
     );
+    assert_applied(url, &rows_before, &applied_from, applied);
     let applied = evaluate_json(&truth, url);
     let total = &applied["tables"]
         .as_array()
@@ -248,7 +323,12 @@ fn apply_on_sqlite() {
     let (dir, incident) = incident(31, 80, "low");
     let db = dir.path().join("work.db");
     std::fs::copy(incident.join("restored.db"), &db).unwrap();
-    round_trip(&incident, &sqlite_url(&db), dir.path());
+    round_trip(
+        &incident,
+        &sqlite_url(&db),
+        dir.path(),
+        "applied.sqlite.txt",
+    );
 }
 
 /// Makes the database itself refuse DELETE, TRUNCATE and DROP, so that a run of apply proves it
@@ -290,7 +370,7 @@ fn apply_on_postgres() {
     };
     let (dir, incident) = incident(32, 80, "low");
     let (url, _guard) = postgres_db(&base, "apply", &incident.join("restored.postgres.sql"));
-    round_trip(&incident, &url, dir.path());
+    round_trip(&incident, &url, dir.path(), "applied.postgres.txt");
 }
 
 /// No code path of apply emits DELETE, DROP or TRUNCATE: the database refuses them, and a whole
@@ -314,7 +394,7 @@ fn apply_never_deletes_drops_or_truncates() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&probe.stderr).contains("destructive statement"));
-    round_trip(&incident, &url, dir.path());
+    round_trip(&incident, &url, dir.path(), "applied.postgres-guarded.txt");
 }
 
 /// The only destructive SQL text in the product is the undo script's, which apply writes to a
@@ -378,7 +458,7 @@ fn apply_on_mariadb() {
     };
     let (dir, incident) = incident(33, 80, "low");
     let (url, _guard) = mysql_db(&base, "apply", &incident.join("restored.mysql.sql"));
-    round_trip(&incident, &url, dir.path());
+    round_trip(&incident, &url, dir.path(), "applied.mariadb.txt");
 }
 
 /// Without --yes, apply asks for the database's name and does nothing unless it is typed.

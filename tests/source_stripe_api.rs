@@ -278,6 +278,72 @@ async fn an_interrupted_pull_resumes_from_its_cache() {
     assert_eq!(seen.lock().unwrap().len(), before);
 }
 
+/// The events list is read after the lists: a charge listed before it was refunded comes out
+/// refunded, as the `charge.refunded` event carries it; a key that may not read some optional
+/// list (here disputes) leaves it out with a warning and the pull goes on.
+#[tokio::test]
+async fn events_bring_a_listed_object_to_its_latest_state() {
+    let charge = |refunded: i64| {
+        serde_json::json!({"id": "ch_1", "object": "charge", "amount": 5000, "amount_refunded": refunded,
+            "currency": "eur", "captured": true, "paid": true, "status": "succeeded",
+            "refunded": refunded == 5000, "created": 1787300000, "metadata": {"booking_code": "RC-EVENTS"}})
+    };
+    let (base, seen) = serve(Arc::new(move |req: &Seen, _| {
+        match req.target.split('?').next().unwrap() {
+            "/v1/charges" => (200, list(&[charge(0)], false)),
+            "/v1/disputes" => (
+                403,
+                stripe_error("The provided key does not have the required permissions"),
+            ),
+            "/v1/events" => (
+                200,
+                list(
+                    &[
+                        serde_json::json!({"id": "evt_9", "object": "event", "type": "charge.refunded",
+                        "created": 1787400000, "data": {"object": charge(5000)}}),
+                    ],
+                    false,
+                ),
+            ),
+            _ => (200, list(&[], false)),
+        }
+    }));
+    let mut got = Collected::default();
+    let stats = pull(
+        &config(&base),
+        &StripeRules::default(),
+        &Window::default(),
+        None,
+        &mut got,
+    )
+    .await
+    .unwrap();
+    let charges: Vec<_> = got.evidence.iter().filter(|e| e.kind == "charge").collect();
+    assert_eq!(charges.len(), 1, "one charge, its newest copy: {charges:?}");
+    let ch = charges[0];
+    assert_eq!(ch.text("status"), Some("refunded"));
+    assert_eq!(ch.text("event_type"), Some("charge.refunded"));
+    assert_eq!(
+        ch.text("metadata.booking_code"),
+        Some("RC-EVENTS"),
+        "what both copies say is kept"
+    );
+    assert_eq!(stats.objects.get("events"), Some(&1));
+    assert_eq!(stats.not_permitted, ["disputes"]);
+    let warnings = stats.warnings();
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("may not read disputes"),
+        "{warnings:?}"
+    );
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.target.starts_with("/v1/events")),
+        "the events were asked for"
+    );
+}
+
 // ---- localstripe ----
 
 fn localstripe() -> Option<String> {
@@ -421,7 +487,13 @@ async fn objects_created_on_localstripe_come_back_complete_across_pages() {
     let fetched: usize = stats.objects.values().sum();
     assert_eq!(stats.items(), fetched, "{stats:?}");
     assert!(stats.requests >= 4 * 3, "{stats:?}");
-    assert_eq!(stats.unavailable, ["checkout_sessions"]);
+    // localstripe has no checkout sessions and no disputes.
+    assert_eq!(stats.unavailable, ["checkout_sessions", "disputes"]);
+    // It records an event for each customer made, and lists them.
+    assert!(
+        stats.objects.get("events").is_some_and(|n| *n >= 23),
+        "{stats:?}"
+    );
     // localstripe filters `created` on charges only; the other lists are filtered here.
     assert!(!stats.filtered_here.contains(&"charges"), "{stats:?}");
     assert!(stats.filtered_here.contains(&"customers"), "{stats:?}");

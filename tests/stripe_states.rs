@@ -264,3 +264,63 @@ fn the_newest_copy_of_an_object_wins_whatever_the_file_order() {
         );
     }
 }
+
+/// A payment made before the restore point and refunded in the gap, known only from the events
+/// Stripe sent: the `charge.refunded` event carries the charge as it was then, refunded, and
+/// wins over the `charge.succeeded` event's earlier copy whatever their order in the file; the
+/// charge itself was created before the window, and the event's time is what counts.
+#[test]
+fn a_refund_known_only_from_events_is_planned() {
+    let (dir, incident) = incident(47, 40, "low");
+    let db = incident.join("restored.db");
+    let (key, charge, intent, currency) = a_paid_payment(&db);
+    let row = query(
+        &sqlite_url(&db),
+        &format!("SELECT amount_minor, paid_at FROM payments WHERE id = {key}"),
+    );
+    let (amount, paid_at) = row.trim().split_once('|').unwrap();
+    let amount: i64 = amount.parse().unwrap();
+    let paid_at = chrono::DateTime::parse_from_rfc3339(paid_at)
+        .unwrap()
+        .timestamp();
+    let charge_then = |refunded: i64| {
+        serde_json::json!({
+            "id": charge, "object": "charge", "amount": amount, "amount_captured": amount,
+            "amount_refunded": refunded, "captured": true, "paid": true, "currency": currency,
+            "payment_intent": intent, "created": paid_at, "refunded": refunded == amount,
+            "status": "succeeded", "metadata": {}, "outcome": {"type": "authorized"}
+        })
+    };
+    let event = |id: &str, kind: &str, at: i64, object: serde_json::Value| {
+        serde_json::json!({
+            "id": id, "object": "event", "type": kind, "created": at, "api_version": "2024-06-20",
+            "data": {"object": object}, "livemode": false, "pending_webhooks": 0
+        })
+    };
+    let succeeded = event("evt_1", "charge.succeeded", paid_at, charge_then(0));
+    let refunded = event("evt_2", "charge.refunded", IN_THE_GAP, charge_then(amount));
+    for (tag, order) in [
+        ("newest-first", vec![refunded.clone(), succeeded.clone()]),
+        ("oldest-first", vec![succeeded.clone(), refunded.clone()]),
+    ] {
+        let changes = plan_with(&incident, dir.path(), tag, serde_json::json!(order));
+        let planned = planned_for(&changes, &key);
+        assert!(
+            planned.contains(&("refunded_minor".into(), serde_json::json!(amount))),
+            "{tag}: {planned:?}"
+        );
+        assert!(
+            planned.contains(&("status".into(), serde_json::json!("refunded"))),
+            "{tag}: {planned:?}"
+        );
+    }
+    // The charge.succeeded event alone says what the row says already: no change.
+    let changes = plan_with(
+        &incident,
+        dir.path(),
+        "succeeded-only",
+        serde_json::json!([succeeded]),
+    );
+    let planned = planned_for(&changes, &key);
+    assert!(planned.is_empty(), "{planned:?}");
+}

@@ -103,6 +103,7 @@ pub async fn read_all(
     if !inputs.stripe.is_empty() || inputs.stripe_api.is_some() {
         let mut tally = Tally::new(SourceKind::Stripe);
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         {
             let mut counting = Counting {
                 inner: sink,
@@ -112,7 +113,7 @@ pub async fn read_all(
             // and from a dashboard export is one record.
             let mut dedup = csv::Dedup::new(&mut counting);
             if let Some(api) = &inputs.stripe_api {
-                if let Err(e) = stripe::api::pull_into(
+                match stripe::api::pull_into(
                     &api.config,
                     &rules.stripe,
                     window,
@@ -121,7 +122,8 @@ pub async fn read_all(
                 )
                 .await
                 {
-                    errors.push(format!("Stripe API: {e}"));
+                    Ok(stats) => warnings.extend(stats.warnings()),
+                    Err(e) => errors.push(format!("Stripe API: {e}")),
                 }
             }
             for p in &inputs.stripe {
@@ -137,6 +139,7 @@ pub async fn read_all(
             .inputs
             .extend(inputs.stripe.iter().map(|p| p.display().to_string()));
         tally.errors = errors;
+        tally.warnings.extend(warnings);
         tallies.push(tally);
     }
     if !inputs.calendar.is_empty() {

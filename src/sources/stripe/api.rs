@@ -106,7 +106,15 @@ pub const LISTS: &[(&str, &str)] = &[
     ("charges", "/charges"),
     ("refunds", "/refunds"),
     ("checkout_sessions", "/checkout/sessions"),
+    ("invoices", "/invoices"),
+    ("disputes", "/disputes"),
+    // Last: the events of the window (Stripe keeps 30 days of them) carry each object as it was
+    // at that moment, the record of what changed after a list's copy was made.
+    ("events", "/events"),
 ];
+
+/// Lists a restricted key may lack: without them the pull still has every payment.
+const OPTIONAL: &[&str] = &["invoices", "disputes", "events"];
 
 /// What a pull saw. Every object fetched or taken from the cache ended as evidence or a skip.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -122,9 +130,22 @@ pub struct PullStats {
     pub unavailable: Vec<&'static str>,
     /// Lists whose `created` filter the server refused: fetched whole, filtered here.
     pub filtered_here: Vec<&'static str>,
+    /// Lists of [`OPTIONAL`] the key may not read (HTTP 403): left out, with a warning.
+    pub not_permitted: Vec<&'static str>,
 }
 
 impl PullStats {
+    /// What a person should know of this pull: lists left out because the key may not read
+    /// them.
+    pub fn warnings(&self) -> Vec<String> {
+        self.not_permitted
+            .iter()
+            .map(|name| {
+                format!("Stripe API: the key may not read {name} (HTTP 403), so they were left out; give the restricted key read access to them to use what they hold")
+            })
+            .collect()
+    }
+
     pub fn items(&self) -> usize {
         self.evidence + self.skipped.values().sum::<usize>()
     }
@@ -322,6 +343,12 @@ async fn pull_list(
                     .map(|m| format!(": {}", scrub(m, secret)))
                     .unwrap_or_default();
                 match status {
+                    // A restricted key that may read the payments but not these: the pull
+                    // goes on without them, and says so.
+                    403 if OPTIONAL.contains(&name) && cursor.is_none() => {
+                        stats.not_permitted.push(name);
+                        break;
+                    }
                     401 | 403 => {
                         return Err(StripeError::Unauthorized {
                             base: base.to_string(),
@@ -424,7 +451,7 @@ async fn pull_list(
     if progress {
         eprintln!();
     }
-    if stats.unavailable.contains(&name) {
+    if stats.unavailable.contains(&name) || stats.not_permitted.contains(&name) {
         // Remembered as finished, so a resumed pull does not ask for it again.
         if let Some(c) = &mut list_cache {
             c.save(&None, filter, true)?;

@@ -5,7 +5,8 @@
 //! fields under the same names, and the later copies of one object are recognised as duplicates
 //! ([`Dedup`]).
 //!
-//! Kinds: `charge`, `payment_intent`, `refund`, `customer`, `checkout_session`. Fields: the
+//! Kinds: `charge`, `payment_intent`, `refund`, `customer`, `checkout_session`, `invoice`,
+//! `dispute`; an event is read as the object it carries, at the event's time. Fields: the
 //! well-known ones of [`crate::evidence::field`] (name, email, phone, customer_id, amount and
 //! amount_refunded as money, status, created, refunded_at, description, statement_descriptor,
 //! charge_id, payment_intent_id), `metadata.<key>` for every metadata entry (and for each
@@ -53,7 +54,7 @@ pub enum StripeError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("STRIPE_API_KEY is not set; set it to a restricted key with read access to charges, payment intents, refunds, customers and checkout sessions")]
+    #[error("STRIPE_API_KEY is not set; set it to a restricted key with read access to charges, payment intents, refunds, customers and checkout sessions (and invoices, disputes and events, to read those too)")]
     NoKey,
     #[error("STRIPE_API_BASE {base:?} is not a URL: {reason}")]
     BadBase { base: String, reason: String },
@@ -271,18 +272,24 @@ pub(crate) fn emit(
     sink: &mut dyn Sink,
 ) {
     match object::evidence(json, provenance.clone()) {
+        // An event is news at its own time, whenever the object it carries was created.
         Ok(ev) => match ev
-            .get(crate::evidence::field::CREATED)
-            .and_then(Value::as_time)
+            .get(object::extra::EVENT_AT)
+            .map(|t| (t, "from an event at"))
+            .or_else(|| {
+                ev.get(crate::evidence::field::CREATED)
+                    .map(|t| (t, "created"))
+            })
+            .and_then(|(t, what)| Some((t.as_time()?, what)))
         {
-            Some(t) if !window.contains(t) => sink.skip(Skip {
-                provenance,
-                reason: SkipReason::OutsideWindow,
+            Some((t, what)) if !window.contains(t) => sink.skip(Skip {
                 detail: format!(
-                    "{} created {} is outside the window",
+                    "{} {what} {} is outside the window",
                     ev.kind,
                     Value::Time(t)
                 ),
+                provenance: ev.provenance,
+                reason: SkipReason::OutsideWindow,
             }),
             _ => sink.evidence(ev),
         },

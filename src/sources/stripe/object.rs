@@ -29,7 +29,22 @@ pub mod extra {
     pub const CAPTURED: &str = "captured";
     /// An uncaptured charge's amount: authorised, held, not paid.
     pub const AUTHORIZED: &str = "amount_authorized";
+    /// The event an object was read from (evt_…), its type (charge.refunded…) and its time:
+    /// the object is as it was at that moment.
+    pub const EVENT: &str = "event_id";
+    pub const EVENT_TYPE: &str = "event_type";
+    pub const EVENT_AT: &str = "event_at";
+    /// The connected account (acct_…) an object belongs to, on a Connect platform.
+    pub const ACCOUNT: &str = "account";
+    pub const INVOICE_ID: &str = "invoice_id";
+    pub const DISPUTE_ID: &str = "dispute_id";
+    /// A dispute's amount: held back from the business while the dispute lasts, lost if it is lost.
+    pub const DISPUTED: &str = "amount_disputed";
 }
+
+/// The object types read, as named in messages.
+const READ: &str =
+    "charges, payment intents, refunds, customers, checkout sessions, invoices, disputes and the events that carry them";
 
 /// What kind of Stripe object this is: its `object` field, or failing that its id's prefix.
 pub(crate) fn object_type(obj: &serde_json::Map<String, Json>) -> Option<&'static str> {
@@ -41,12 +56,16 @@ pub(crate) fn object_type(obj: &serde_json::Map<String, Json>) -> Option<&'stati
         Some("refund") => "refund",
         Some("customer") => "customer",
         Some("checkout.session") => "checkout_session",
+        Some("invoice") => "invoice",
+        Some("dispute") => "dispute",
         Some(_) => return None,
         None if id.starts_with("ch_") || id.starts_with("py_") => "charge",
         None if id.starts_with("pi_") => "payment_intent",
         None if id.starts_with("re_") || id.starts_with("pyr_") => "refund",
         None if id.starts_with("cus_") => "customer",
         None if id.starts_with("cs_") => "checkout_session",
+        None if id.starts_with("in_") => "invoice",
+        None if id.starts_with("dp_") || id.starts_with("du_") => "dispute",
         None => return None,
     };
     Some(t)
@@ -63,6 +82,9 @@ pub(crate) fn evidence(
             format!("expected a Stripe object, found {}", kind_of(json)),
         ));
     };
+    if is_event(obj) {
+        return event(obj, provenance);
+    }
     let Some(kind) = object_type(obj) else {
         let what = obj
             .get("object")
@@ -70,9 +92,7 @@ pub(crate) fn evidence(
             .unwrap_or("object without an \"object\" field");
         return Err((
             SkipReason::Irrelevant,
-            format!(
-                "a Stripe {what}; gapfill reads charges, payment intents, refunds, customers and checkout sessions"
-            ),
+            format!("a Stripe {what}; gapfill reads {READ}"),
         ));
     };
     let Some(id) = obj
@@ -187,7 +207,17 @@ pub(crate) fn evidence(
             r.text("receipt_email", field::EMAIL);
             r.text("statement_descriptor", field::STATEMENT_DESCRIPTOR);
             r.nested_text(&["last_payment_error", "code"], "failure_code");
+            r.nested_text(&["last_payment_error", "message"], "failure_message");
+            r.nested_text(&["last_payment_error", "decline_code"], "decline_reason");
+            r.text("cancellation_reason", "cancellation_reason");
+            r.time("canceled_at", "canceled_at");
             r.nested_text(&["shipping", "name"], field::NAME);
+            // An expanded latest charge or payment method carries the payer.
+            for from in ["latest_charge", "payment_method"] {
+                r.nested_text(&[from, "billing_details", "name"], field::NAME);
+                r.nested_text(&[from, "billing_details", "email"], field::EMAIL);
+                r.nested_text(&[from, "billing_details", "phone"], field::PHONE);
+            }
             r.lower("status", field::STATUS);
         }
         "refund" => {
@@ -219,11 +249,66 @@ pub(crate) fn evidence(
             r.text("customer_email", field::EMAIL);
             r.nested_text(&["customer_details", "phone"], field::PHONE);
             r.text("client_reference_id", "client_reference_id");
+            r.nested_text(
+                &["customer_details", "address", "postal_code"],
+                "postal_code",
+            );
+            // Where Checkout collected a shipping address, by API version.
+            r.nested_text(
+                &["collected_information", "shipping_details", "name"],
+                "shipping_name",
+            );
+            r.nested_text(&["shipping_details", "name"], "shipping_name");
+            r.nested_text(&["shipping", "name"], "shipping_name");
+            r.custom_fields();
             r.lower("status", field::STATUS);
             r.lower("payment_status", "payment_status");
         }
+        "invoice" => {
+            r.ev.set(extra::INVOICE_ID, Value::text(id));
+            if !r.id("payment_intent", field::PAYMENT_INTENT_ID) {
+                // Since API version 2025-03-31 an invoice lists its payments instead.
+                r.nested_id(
+                    &["payments", "data", "0", "payment", "payment_intent"],
+                    field::PAYMENT_INTENT_ID,
+                );
+            }
+            if !r.id("charge", field::CHARGE_ID) {
+                r.nested_id(
+                    &["payments", "data", "0", "payment", "charge"],
+                    field::CHARGE_ID,
+                );
+            }
+            r.money("total", field::AMOUNT, cur);
+            r.money("amount_paid", "amount_paid", cur);
+            r.money("amount_due", "amount_due", cur);
+            r.money("amount_remaining", "amount_remaining", cur);
+            r.text("customer_name", field::NAME);
+            r.text("customer_email", field::EMAIL);
+            r.text("customer_phone", field::PHONE);
+            r.text("number", "invoice_number");
+            r.text("statement_descriptor", field::STATEMENT_DESCRIPTOR);
+            r.nested_time(&["status_transitions", "paid_at"], "paid_at");
+            r.nested_time(&["status_transitions", "voided_at"], "voided_at");
+            r.line_descriptions();
+            r.lower("status", field::STATUS);
+        }
+        "dispute" => {
+            r.ev.set(extra::DISPUTE_ID, Value::text(id));
+            r.id("charge", field::CHARGE_ID);
+            r.id("payment_intent", field::PAYMENT_INTENT_ID);
+            r.money("amount", extra::DISPUTED, cur);
+            r.text("reason", "reason");
+            r.nested_time(&["evidence_details", "due_by"], "dispute_due_by");
+            r.lower("status", field::STATUS);
+        }
         _ => {}
     }
+    // An expanded customer names the customer where the object itself does not.
+    r.nested_text(&["customer", "name"], field::NAME);
+    r.nested_text(&["customer", "email"], field::EMAIL);
+    r.nested_text(&["customer", "phone"], field::PHONE);
+    r.text("account", extra::ACCOUNT);
     if !r.unreadable.is_empty() {
         r.unreadable.sort_unstable();
         r.unreadable.dedup();
@@ -232,6 +317,84 @@ pub(crate) fn evidence(
     }
     let mut ev = r.ev;
     ev.observed_at = ev.get(field::CREATED).and_then(Value::as_time);
+    Ok(ev)
+}
+
+fn is_event(obj: &serde_json::Map<String, Json>) -> bool {
+    match obj.get("object").and_then(Json::as_str) {
+        Some(o) => o == "event",
+        None => obj
+            .get("id")
+            .and_then(Json::as_str)
+            .is_some_and(|id| id.starts_with("evt_")),
+    }
+}
+
+/// An event (`/v1/events`, a webhook body, `stripe events list`) is evidence of the object it
+/// carries, as that object was at the event's time: a `charge.refunded` event is the charge,
+/// refunded, at that moment. The event's id, type and time go with it, and the event's time is
+/// when it was observed, so that of several copies of one object the latest event's wins (see
+/// [`crate::sources::csv::Dedup`]). A `*.deleted` event's object is deleted.
+fn event(
+    obj: &serde_json::Map<String, Json>,
+    mut provenance: Provenance,
+) -> Result<Evidence, (SkipReason, String)> {
+    let id = obj.get("id").and_then(Json::as_str).unwrap_or("");
+    let kind = obj.get("type").and_then(Json::as_str).unwrap_or("");
+    let what = if kind.is_empty() {
+        format!("event {id}")
+    } else {
+        format!("event {id} ({kind})")
+    };
+    let carried = obj.get("data").and_then(|d| d.get("object"));
+    let Some(carried) = carried.filter(|c| c.is_object()) else {
+        return Err((
+            SkipReason::Malformed,
+            format!("{what} carries no object (data.object); export the event again with its data"),
+        ));
+    };
+    let carried_obj = carried.as_object().expect("checked to be an object");
+    if is_event(carried_obj) {
+        return Err((
+            SkipReason::Malformed,
+            format!("{what} carries another event, which no Stripe event does"),
+        ));
+    }
+    let at = obj.get("created").map(|v| (v, unix(v)));
+    if let Some((_, None)) = at {
+        return Err((
+            SkipReason::Malformed,
+            format!(
+                "{what}: its created time {} cannot be read",
+                at.map(|a| a.0.to_string()).unwrap_or_default()
+            ),
+        ));
+    }
+    let at = at.and_then(|a| a.1);
+    if !id.is_empty() {
+        provenance.locator = match carried_obj.get("id").and_then(Json::as_str) {
+            Some(of) => format!("{id} ({kind}: {of})"),
+            None => format!("{id} ({kind})"),
+        };
+    }
+    let mut ev = evidence(carried, provenance)
+        .map_err(|(reason, detail)| (reason, format!("{what}: {detail}")))?;
+    if !id.is_empty() {
+        ev.set(extra::EVENT, Value::text(id));
+    }
+    if !kind.is_empty() {
+        ev.set(extra::EVENT_TYPE, Value::text(kind));
+        if kind.ends_with(".deleted") {
+            ev.set(field::STATUS, Value::text("deleted"));
+        }
+    }
+    if let Some(account) = obj.get("account").and_then(Json::as_str) {
+        ev.set(extra::ACCOUNT, Value::text(account));
+    }
+    if let Some(t) = at {
+        ev.set(extra::EVENT_AT, Value::Time(t));
+        ev.observed_at = Some(t);
+    }
     Ok(ev)
 }
 
@@ -451,6 +614,113 @@ impl<'a> Reader<'a> {
             }
             (Some(_), None) => self.unreadable.push(format!("{key} (no currency)")),
             (None, _) => self.unreadable.push(key.to_string()),
+        }
+    }
+
+    /// The value at a path of keys (a digit is an array index), unless absent or null.
+    fn at(&self, path: &[&str]) -> Option<&'a Json> {
+        let mut at = self.get(path[0]);
+        for p in &path[1..] {
+            at = at
+                .and_then(|v| match (v, p.parse::<usize>()) {
+                    (Json::Array(a), Ok(i)) => a.get(i),
+                    _ => v.get(p),
+                })
+                .filter(|v| !v.is_null());
+        }
+        at
+    }
+
+    /// An id at a path: a string, or an expanded object's id.
+    fn nested_id(&mut self, path: &[&str], name: &str) {
+        let id = match self.at(path) {
+            Some(Json::String(s)) => Some(s.trim()),
+            Some(Json::Object(o)) => o.get("id").and_then(Json::as_str),
+            _ => None,
+        };
+        if let Some(id) = id.filter(|s| !s.is_empty()) {
+            self.ev.set(name, Value::text(id));
+        }
+    }
+
+    fn nested_time(&mut self, path: &[&str], name: &str) {
+        if let Some(v) = self.at(path) {
+            match unix(v) {
+                Some(t) => {
+                    self.ev.set(name, Value::Time(t));
+                }
+                None => self.unreadable.push(path.join(".")),
+            }
+        }
+    }
+
+    /// A Checkout Session's custom fields, each as `custom_fields.<key>`: the text typed, the
+    /// number given, or the dropdown option chosen (its value; its label as
+    /// `custom_fields.<key>.label`).
+    fn custom_fields(&mut self) {
+        let Some(list) = self.get("custom_fields") else {
+            return;
+        };
+        let Some(list) = list.as_array() else {
+            self.unreadable.push("custom_fields".into());
+            return;
+        };
+        for f in list {
+            let Some(key) = f
+                .get("key")
+                .and_then(Json::as_str)
+                .filter(|k| !k.is_empty())
+            else {
+                self.unreadable
+                    .push("custom_fields (a field without a key)".into());
+                continue;
+            };
+            let kind = f.get("type").and_then(Json::as_str).unwrap_or("text");
+            let value = f.get(kind).and_then(|v| v.get("value"));
+            let value = match value {
+                Some(Json::String(s)) => s.trim().to_string(),
+                Some(Json::Number(n)) => n.to_string(),
+                // Not filled in.
+                None | Some(Json::Null) => continue,
+                Some(_) => {
+                    self.unreadable.push(format!("custom_fields.{key}"));
+                    continue;
+                }
+            };
+            if kind == "dropdown" {
+                let label = f
+                    .get("dropdown")
+                    .and_then(|d| d.get("options"))
+                    .and_then(Json::as_array)
+                    .and_then(|o| {
+                        o.iter()
+                            .find(|o| o.get("value").and_then(Json::as_str) == Some(value.as_str()))
+                    })
+                    .and_then(|o| o.get("label"))
+                    .and_then(Json::as_str);
+                if let Some(label) = label {
+                    self.ev
+                        .set(format!("custom_fields.{key}.label"), Value::text(label));
+                }
+            }
+            self.ev
+                .set(format!("custom_fields.{key}"), Value::text(value));
+        }
+    }
+
+    /// An invoice's line descriptions, one per line, in order, joined by "; ".
+    fn line_descriptions(&mut self) {
+        let lines = self.at(&["lines", "data"]).and_then(Json::as_array);
+        let text: Vec<&str> = lines
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.get("description").and_then(Json::as_str))
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .collect();
+        if !text.is_empty() {
+            self.ev
+                .set("line_descriptions", Value::text(text.join("; ")));
         }
     }
 
