@@ -272,16 +272,21 @@ pub(crate) fn emit(
     sink: &mut dyn Sink,
 ) {
     match object::evidence(json, provenance.clone()) {
-        // An event is news at its own time, whenever the object it carries was created.
-        Ok(ev) => match ev
-            .get(object::extra::EVENT_AT)
-            .map(|t| (t, "from an event at"))
-            .or_else(|| {
-                ev.get(crate::evidence::field::CREATED)
-                    .map(|t| (t, "created"))
-            })
-            .and_then(|(t, what)| Some((t.as_time()?, what)))
-        {
+        // An object is news of when it was observed: when it was created, or the time of the
+        // event that carries it, whenever the object was created.
+        Ok(ev) => match ev.observed_at.map(|t| {
+            let created = ev
+                .get(crate::evidence::field::CREATED)
+                .and_then(Value::as_time);
+            (
+                t,
+                if created == Some(t) {
+                    "created"
+                } else {
+                    "from an event at"
+                },
+            )
+        }) {
             Some((t, what)) if !window.contains(t) => sink.skip(Skip {
                 detail: format!(
                     "{} {what} {} is outside the window",

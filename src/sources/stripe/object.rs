@@ -29,11 +29,6 @@ pub mod extra {
     pub const CAPTURED: &str = "captured";
     /// An uncaptured charge's amount: authorised, held, not paid.
     pub const AUTHORIZED: &str = "amount_authorized";
-    /// The event an object was read from (evt_…), its type (charge.refunded…) and its time:
-    /// the object is as it was at that moment.
-    pub const EVENT: &str = "event_id";
-    pub const EVENT_TYPE: &str = "event_type";
-    pub const EVENT_AT: &str = "event_at";
     /// The connected account (acct_…) an object belongs to, on a Connect platform.
     pub const ACCOUNT: &str = "account";
     pub const INVOICE_ID: &str = "invoice_id";
@@ -332,9 +327,9 @@ fn is_event(obj: &serde_json::Map<String, Json>) -> bool {
 
 /// An event (`/v1/events`, a webhook body, `stripe events list`) is evidence of the object it
 /// carries, as that object was at the event's time: a `charge.refunded` event is the charge,
-/// refunded, at that moment. The event's id, type and time go with it, and the event's time is
-/// when it was observed, so that of several copies of one object the latest event's wins (see
-/// [`crate::sources::csv::Dedup`]). A `*.deleted` event's object is deleted.
+/// refunded, at that moment. The locator names the event and its type, and the event's time is
+/// when the object was observed, so that of several copies of one object the latest event's wins
+/// (see [`crate::sources::csv::Dedup`]). A `*.deleted` event's object is deleted.
 fn event(
     obj: &serde_json::Map<String, Json>,
     mut provenance: Provenance,
@@ -379,20 +374,15 @@ fn event(
     }
     let mut ev = evidence(carried, provenance)
         .map_err(|(reason, detail)| (reason, format!("{what}: {detail}")))?;
-    if !id.is_empty() {
-        ev.set(extra::EVENT, Value::text(id));
-    }
-    if !kind.is_empty() {
-        ev.set(extra::EVENT_TYPE, Value::text(kind));
-        if kind.ends_with(".deleted") {
-            ev.set(field::STATUS, Value::text("deleted"));
-        }
+    if kind.ends_with(".deleted") {
+        ev.set(field::STATUS, Value::text("deleted"));
     }
     if let Some(account) = obj.get("account").and_then(Json::as_str) {
         ev.set(extra::ACCOUNT, Value::text(account));
     }
+    // The event's id and type are in the locator, its time in `observed_at`: they describe this
+    // copy of the object, not the object, so no field carries them to another copy.
     if let Some(t) = at {
-        ev.set(extra::EVENT_AT, Value::Time(t));
         ev.observed_at = Some(t);
     }
     Ok(ev)
