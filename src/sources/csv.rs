@@ -346,13 +346,59 @@ pub(crate) fn read_table(
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(false)
-        .from_reader(input);
+        .from_reader(Lines::new(input));
     read_records(&mut rdr, origin, spec, window, sink, &mut stats);
     stats
 }
 
+/// Counts the lines of what passes through, so that a record's place is its line in the file.
+/// The csv crate's own line count is one short after a CRLF line end (it takes the `\n` as the
+/// start of the next record), so a record's line is found from its byte offset instead: one
+/// plus the line ends before it, where a line end at the offset itself is the end of the line
+/// before.
+struct Lines<R> {
+    inner: R,
+    /// Bytes read so far.
+    at: u64,
+    /// Offsets of the `\n`s read and not yet passed by a record.
+    ends: std::collections::VecDeque<u64>,
+    /// How many `\n`s lie before the last record asked about.
+    passed: u64,
+}
+
+impl<R> Lines<R> {
+    fn new(inner: R) -> Self {
+        Lines {
+            inner,
+            at: 0,
+            ends: std::collections::VecDeque::new(),
+            passed: 0,
+        }
+    }
+
+    /// The line a record starting at byte `offset` is on; offsets only grow.
+    fn line_of(&mut self, offset: u64) -> u64 {
+        while self.ends.front().is_some_and(|&e| e <= offset) {
+            self.ends.pop_front();
+            self.passed += 1;
+        }
+        self.passed + 1
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Lines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for i in memchr::memchr_iter(b'\n', &buf[..n]) {
+            self.ends.push_back(self.at + i as u64);
+        }
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
 fn read_records<R: std::io::Read>(
-    rdr: &mut csv::Reader<R>,
+    rdr: &mut csv::Reader<Lines<R>>,
     origin: &str,
     spec: &Spec,
     window: &Window,
@@ -381,7 +427,9 @@ fn read_records<R: std::io::Read>(
             Ok(false) => break,
             Ok(true) => {
                 stats.rows += 1;
-                let line = record.position().map_or(line, |p| p.line());
+                let line = record
+                    .position()
+                    .map_or(line, |p| rdr.get_mut().line_of(p.byte()));
                 let provenance = prov(spec.source, origin, format!("line {line}"));
                 match row(&record, &headers, &roles, spec, provenance.clone()) {
                     Ok(ev) => {
@@ -418,7 +466,9 @@ fn read_records<R: std::io::Read>(
             Err(e) => {
                 stats.rows += 1;
                 stats.skipped += 1;
-                let at = e.position().map_or(line, |p| p.line());
+                let at = e
+                    .position()
+                    .map_or(line, |p| rdr.get_mut().line_of(p.byte()));
                 let detail = match e.kind() {
                     csv::ErrorKind::UnequalLengths {
                         expected_len, len, ..
