@@ -150,6 +150,10 @@ pub struct Evidence {
     /// When the record says it was made or last changed; orders versions of the same thing.
     pub observed_at: Option<DateTime<Utc>>,
     pub fields: BTreeMap<String, Value>,
+    /// Why this record may not change an existing row by itself (a mail from a sender the
+    /// mapping does not trust, naming the sender): what rests on it alone goes to review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untrusted: Option<String>,
 }
 
 impl Evidence {
@@ -159,6 +163,7 @@ impl Evidence {
             kind: kind.into(),
             observed_at: None,
             fields: BTreeMap::new(),
+            untrusted: None,
         }
     }
 

@@ -201,6 +201,7 @@ fn evidence_ref_owned(e: Evidence) -> EvidenceRef {
             .filter(|(k, _)| !matches!(k.as_str(), "description"))
             .map(|(k, v)| (k, field_text(v)))
             .collect(),
+        untrusted: e.untrusted,
     }
 }
 
@@ -232,6 +233,7 @@ pub(crate) fn evidence_ref_with(e: &Evidence, all_fields: bool) -> EvidenceRef {
             .filter(|(k, _)| all_fields || !matches!(k.as_str(), "description"))
             .map(|(k, v)| (k.clone(), field_text(v.clone())))
             .collect(),
+        untrusted: e.untrusted.clone(),
     }
 }
 
@@ -397,6 +399,9 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                     let mut state = Vec::new();
                     let mut identity = Vec::new();
                     let mut depends_on = Vec::new();
+                    // Why some changed value rests only on evidence that may not change a row
+                    // by itself (mail from a stranger).
+                    let mut distrusted: Vec<&str> = Vec::new();
                     for (col, spec) in &entity.columns {
                         let col = col.get_ref();
                         if spec.generate.is_some() || spec.value.is_some() || spec.insert_only {
@@ -452,6 +457,17 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                             alternatives: alternatives(res),
                             inferred: res.inferred.as_ref().map(|i| i.why.clone()),
                         };
+                        let why_not: Vec<&str> = res
+                            .evidence
+                            .iter()
+                            .map(|&i| ctx.evidence[i].untrusted.as_deref())
+                            .collect::<Option<Vec<&str>>>()
+                            .unwrap_or_default();
+                        for w in why_not {
+                            if !distrusted.contains(&w) {
+                                distrusted.push(w);
+                            }
+                        }
                         if identity_column(entity, col, spec) {
                             identity.push(change);
                         } else {
@@ -485,6 +501,12 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                             continue;
                         }
                         let mut why = reasons.clone();
+                        if !distrusted.is_empty() {
+                            why.push(format!(
+                                "rests only on evidence that may not change a row by itself: {}",
+                                distrusted.join("; ")
+                            ));
+                        }
                         let decision = if part == "identity" {
                             why.push(format!(
                                 "changes who this existing row is ({}): a person confirms that",
@@ -494,7 +516,10 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                                     .join(", ")
                             ));
                             Decision::NeedsReview
-                        } else if item.confidence >= accept && reasons.is_empty() {
+                        } else if item.confidence >= accept
+                            && reasons.is_empty()
+                            && distrusted.is_empty()
+                        {
                             Decision::Accepted
                         } else if item.confidence >= review {
                             Decision::NeedsReview

@@ -211,6 +211,10 @@ pub struct EvidenceRef {
     pub hash: String,
     /// What it says, field by field, for reviewing side by side.
     pub fields: BTreeMap<String, String>,
+    /// Why it may not change an existing row by itself (a mail from a sender the mapping does
+    /// not trust); absent when it may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untrusted: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

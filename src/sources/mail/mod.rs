@@ -51,6 +51,53 @@ pub struct MailRules {
     /// earlier pattern, a subject rule's groups) is not overwritten.
     #[serde(default)]
     pub patterns: Vec<FieldPattern>,
+    /// The senders that are the business's own systems and partners: addresses
+    /// ("bookings@example.com") or domains ("example.com", which takes its subdomains too).
+    /// Mail from anyone else never changes an existing row by itself: what rests on it alone
+    /// goes to review. Without this list, a message only its schema.org markup makes relevant
+    /// (no kind rule with a `from` matched it) is from a stranger.
+    #[serde(default)]
+    pub trusted: Vec<String>,
+}
+
+impl MailRules {
+    /// Why a message from `from` may not change an existing row by itself, or None when it may.
+    /// `named` says a kind rule with a `from` pattern matched the message; `auth` holds its
+    /// Authentication-Results headers, where a receiving server's DMARC verdict counts.
+    pub fn distrust(&self, from: &str, named: bool, auth: &[String]) -> Option<String> {
+        let shown = if from.is_empty() {
+            "an unknown sender"
+        } else {
+            from
+        };
+        let from = from.trim().to_ascii_lowercase();
+        if auth.iter().any(|a| {
+            a.to_ascii_lowercase()
+                .split([';', ' ', '\t', '\n'])
+                .any(|w| w == "dmarc=fail")
+        }) {
+            return Some(format!(
+                "sent as {shown}, which the receiving server's Authentication-Results say is forged (dmarc=fail)"
+            ));
+        }
+        if !self.trusted.is_empty() {
+            let domain = from.rsplit_once('@').map_or("", |(_, d)| d);
+            let listed = self.trusted.iter().any(|t| {
+                let t = t.trim().trim_start_matches('@').to_ascii_lowercase();
+                if t.contains('@') {
+                    t == from
+                } else {
+                    domain == t || domain.ends_with(&format!(".{t}"))
+                }
+            });
+            return (!listed).then(|| {
+                format!("sent by {shown}, not one of the senders the mapping trusts ([sources.mail] trusted)")
+            });
+        }
+        (!named).then(|| {
+            format!("sent by {shown}, a sender no kind rule of the mapping names (list the business's senders in [sources.mail] trusted)")
+        })
+    }
 }
 
 /// One message kind: every condition given must match. Named groups in the patterns become
@@ -907,6 +954,8 @@ impl Extractor<'_> {
         // The kind: a rule over sender and subject, else a reply or forward quoting a kind.
         let mut captured: Vec<(String, String)> = Vec::new();
         let mut kind: Option<String> = None;
+        // A rule that names the sender made this message relevant.
+        let mut named = false;
         let mut quotes: Option<String> = None;
         let prepared = &self.prepared;
         let subject_hits = prepared.subjects.hits(&subject);
@@ -923,6 +972,7 @@ impl Extractor<'_> {
             }
             if let Some(caps) = rule_matches(rule, Some(&from_line), &subject) {
                 kind = Some(rule.kind.clone());
+                named = rule.from.is_some();
                 captured = caps;
                 break;
             }
@@ -997,6 +1047,16 @@ impl Extractor<'_> {
         let mut base = Evidence::new(provenance.clone(), "");
         if let Some(id) = &message_id {
             base.set(fields::MESSAGE_ID, Value::text(id));
+        }
+        // A reply or forward is the customer's own words; it is judged by the rules that name
+        // senders only when a list of trusted ones says who may change rows.
+        let judged = named || quotes.is_none() || !self.rules.trusted.is_empty();
+        if judged {
+            let auth: Vec<String> = msg
+                .header_values("Authentication-Results")
+                .filter_map(|v| v.as_text().map(str::to_string))
+                .collect();
+            base.untrusted = self.rules.distrust(&from_addr, named, &auth);
         }
         base.set(fields::SUBJECT, Value::text(&subject));
         base.set(fields::FROM, Value::text(from_addr.to_ascii_lowercase()));
@@ -1405,6 +1465,51 @@ mod tests {
         .mapping
         .sources
         .mail
+    }
+
+    #[test]
+    fn trust_follows_the_list_the_rules_and_the_receiving_servers_verdict() {
+        let listed = MailRules {
+            trusted: vec!["bookings@rentico.example".into(), "partner.example".into()],
+            ..MailRules::default()
+        };
+        let none: &[String] = &[];
+        assert_eq!(
+            listed.distrust("Bookings@Rentico.example", false, none),
+            None
+        );
+        assert_eq!(listed.distrust("desk@partner.example", false, none), None);
+        assert_eq!(listed.distrust("a@mail.partner.example", false, none), None);
+        // A rule naming the sender is not enough once a list says who is trusted.
+        assert!(listed
+            .distrust("info@rentico.example", true, none)
+            .is_some());
+        assert!(listed
+            .distrust("x@notpartner.example", true, none)
+            .is_some());
+        assert!(listed
+            .distrust("", false, none)
+            .unwrap()
+            .contains("an unknown sender"));
+        let forged = ["mx.example; spf=fail; dmarc=fail header.from=rentico.example".to_string()];
+        assert!(listed
+            .distrust("bookings@rentico.example", true, &forged)
+            .unwrap()
+            .contains("forged"));
+        let passed = ["mx.example; dmarc=pass header.from=rentico.example".to_string()];
+        assert_eq!(
+            listed.distrust("bookings@rentico.example", true, &passed),
+            None
+        );
+        // Without a list, a sender a kind rule names is trusted and anyone else is not.
+        let unlisted = MailRules::default();
+        assert_eq!(
+            unlisted.distrust("bookings@rentico.example", true, none),
+            None
+        );
+        assert!(unlisted
+            .distrust("bookings@rentico.example", false, none)
+            .is_some());
     }
 
     #[test]
