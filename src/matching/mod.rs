@@ -1135,18 +1135,31 @@ fn link_all(
             }
             index
         });
-        let mut cands: Vec<usize> = block_keys(&fuzzy_sets, compares, &values[c], true)
+        let mut hits: Vec<usize> = block_keys(&fuzzy_sets, compares, &values[c], true)
             .iter()
             .filter_map(|k| index.get(k))
             .flatten()
             .copied()
             .collect();
-        cands.sort_unstable();
-        cands.dedup();
-        cands.truncate(200);
+        hits.sort_unstable();
+        // Each row once, with how many of the item's blocking keys it shares.
+        let mut cands: Vec<(usize, usize)> = Vec::new();
+        for r in hits {
+            match cands.last_mut() {
+                Some((last, n)) if *last == r => *n += 1,
+                _ => cands.push((r, 1)),
+            }
+        }
+        let found = cands.len();
+        if found > COMPARED_IN_FULL {
+            // Those that share the most keys are the likeliest; the rest are not compared, and
+            // an item that none of the compared rows is goes to a person, never in as new.
+            cands.sort_by_key(|&(r, n)| (std::cmp::Reverse(n), r));
+            cands.truncate(COMPARED_IN_FULL);
+        }
         let scored: Vec<(usize, Score)> = cands
             .iter()
-            .map(|&r| {
+            .map(|&(r, _)| {
                 let theirs = row_values(entity, rows, &rows.rows[r], compares);
                 (r, score(compares, weights, &values[c], &theirs, prior))
             })
@@ -1182,8 +1195,21 @@ fn link_all(
                     by: LinkedBy::Score(s),
                 }));
             }
+            _ if found > COMPARED_IN_FULL => out.push(Err(Unlinked {
+                why: format!(
+                    "{found} existing rows share its blocking keys: the {COMPARED_IN_FULL} sharing the most were compared and none is it, the other {} were not compared; a person must say whether it is new (a blocking rule on a rarer field would split the block)",
+                    found - COMPARED_IN_FULL
+                ),
+                rows: Vec::new(),
+                by_identifier: false,
+            })),
             _ => out.push(Ok(Link::New)),
         }
     }
     out
 }
+
+/// How many existing rows an item is compared with at most. Every row that shares a blocking
+/// key with it is compared up to this many; beyond, the item is compared with those sharing the
+/// most keys, and unless one of them is it, it goes to a person with the count.
+const COMPARED_IN_FULL: usize = 10_000;
