@@ -142,8 +142,13 @@ pub fn names(a: &str, b: &str) -> Level {
     let (Some(fx), Some(fy)) = (x.last(), y.last()) else {
         return Level::Disagree;
     };
+    if x.len() == 1 && y.len() == 1 && close(fx, fy) {
+        // The same one word on both sides (a mononym, or the same nickname): as much as a name
+        // can agree.
+        return Level::Agree;
+    }
     if x.len() == 1 || y.len() == 1 {
-        // One word only: a given name or a family name, said once.
+        // One word only on one side: a given name or a family name, said once.
         let single = if x.len() == 1 { fx } else { fy };
         let other = if x.len() == 1 { &y } else { &x };
         return if other.iter().any(|t| close(t, single)) {
@@ -182,6 +187,9 @@ mod tests {
         assert_eq!(names("William Smith", "Bill Smith"), Level::Partial);
         assert_eq!(names("James Smith", "James Brown"), Level::Disagree);
         assert_eq!(names("Smith", "James Smith"), Level::Partial);
+        assert_eq!(names("Madonna", "madonna"), Level::Agree);
+        assert_eq!(names("Jonathon", "Jonathan"), Level::Agree);
+        assert_eq!(names("Smith", "Brown"), Level::Disagree);
     }
 
     #[test]
