@@ -402,6 +402,7 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                     // Why some changed value rests only on evidence that may not change a row
                     // by itself (mail from a stranger).
                     let mut distrusted: Vec<&str> = Vec::new();
+                    let mut moved_on: Vec<String> = Vec::new();
                     for (col, spec) in &entity.columns {
                         let col = col.get_ref();
                         if spec.generate.is_some() || spec.value.is_some() || spec.insert_only {
@@ -457,6 +458,21 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                             alternatives: alternatives(res),
                             inferred: res.inferred.as_ref().map(|i| i.why.clone()),
                         };
+                        // A value time inferred from the evidence's state, over a row that is
+                        // in another state: the row moved on in a way the evidence does not
+                        // show (cancelled by phone), and only a person can say which is true.
+                        if let Some(i) = res.inferred.as_ref().filter(|i| i.at.is_some()) {
+                            if before.is_some()
+                                && !agrees(before, &After::Text(i.from.clone()), spec)
+                            {
+                                moved_on.push(format!(
+                                    "{col}: the evidence says {}, from which time gives {}, but the row says {}; a person says which is true",
+                                    i.from,
+                                    change.after.display(),
+                                    before.unwrap_or_default()
+                                ));
+                            }
+                        }
                         let why_not: Vec<&str> = res
                             .evidence
                             .iter()
@@ -501,6 +517,7 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                             continue;
                         }
                         let mut why = reasons.clone();
+                        why.extend(moved_on.iter().cloned());
                         if !distrusted.is_empty() {
                             why.push(format!(
                                 "rests only on evidence that may not change a row by itself: {}",
@@ -519,6 +536,7 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                         } else if item.confidence >= accept
                             && reasons.is_empty()
                             && distrusted.is_empty()
+                            && moved_on.is_empty()
                         {
                             Decision::Accepted
                         } else if item.confidence >= review {
