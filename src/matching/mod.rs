@@ -72,6 +72,18 @@ pub struct Reconstructed {
     /// Whether its identifiers, not only its resemblance, point at each of `could_be`: the rows
     /// are then likely one thing recorded twice.
     pub could_be_by_identifier: bool,
+    /// When no identifier linked it: the existing rows it was scored against, for saying why it
+    /// is new (None when the mapping blocks it on nothing but its identifiers).
+    pub searched: Option<Searched>,
+}
+
+/// What the search of the existing rows by resemblance saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct Searched {
+    /// How many existing rows shared a blocking key with it and were scored.
+    pub compared: usize,
+    /// The best of them, best first (at most three): key and probability.
+    pub closest: Vec<(String, f64)>,
 }
 
 /// Why a group of evidence was not linked to an existing row it fits.
@@ -752,8 +764,9 @@ fn reconstruct_entity(
     // Two groups of evidence linked to the same existing row are that one row: their members
     // join the first group.
     let mut first_for_key: HashMap<String, usize> = HashMap::new();
-    let mut merged: Vec<(Vec<Member>, Result<Link, Unlinked>)> = Vec::with_capacity(clusters.len());
-    for (members, link) in clusters.into_iter().zip(links) {
+    let mut merged: Vec<(Vec<Member>, Result<Link, Unlinked>, Option<Searched>)> =
+        Vec::with_capacity(clusters.len());
+    for (members, (link, searched)) in clusters.into_iter().zip(links) {
         if let Ok(Link::Existing { key, .. }) = &link {
             if let Some(&into) = first_for_key.get(key) {
                 merged[into].0.extend(members);
@@ -761,11 +774,11 @@ fn reconstruct_entity(
             }
             first_for_key.insert(key.clone(), merged.len());
         }
-        merged.push((members, link));
+        merged.push((members, link, searched));
     }
     let mut held = HashMap::new();
     let mut items = Vec::with_capacity(merged.len());
-    for (c, (mut members, link)) in merged.into_iter().enumerate() {
+    for (c, (mut members, link, searched)) in merged.into_iter().enumerate() {
         members.sort_by_key(|m| m.evidence);
         for m in &members {
             held.insert(m.evidence, c);
@@ -812,6 +825,7 @@ fn reconstruct_entity(
             review: review_reasons,
             could_be,
             could_be_by_identifier,
+            searched,
         });
     }
     (
@@ -1030,9 +1044,9 @@ fn link_all(
     compares: &[Compare],
     weights: &[FieldWeights],
     prior: f64,
-) -> Vec<Result<Link, Unlinked>> {
+) -> Vec<(Result<Link, Unlinked>, Option<Searched>)> {
     let Some(rows) = rows else {
-        return clusters.iter().map(|_| Ok(Link::New)).collect();
+        return clusters.iter().map(|_| (Ok(Link::New), None)).collect();
     };
     let key_col = 0; // the baseline loader puts the key first
     let sets: Vec<Vec<String>> = entity
@@ -1092,15 +1106,18 @@ fn link_all(
                 .keys()
                 .map(|&r| rows.rows[r][key_col].as_deref().unwrap_or("?").to_string())
                 .collect();
-            out.push(Err(Unlinked {
-                why: format!(
-                    "its identifiers point at {} different existing rows ({}); a person must say which",
-                    keys.len(),
-                    keys.join(", ")
-                ),
-                rows: keys,
-                by_identifier: true,
-            }));
+            out.push((
+                Err(Unlinked {
+                    why: format!(
+                        "its identifiers point at {} different existing rows ({}); a person must say which",
+                        keys.len(),
+                        keys.join(", ")
+                    ),
+                    rows: keys,
+                    by_identifier: true,
+                }),
+                None,
+            ));
             continue;
         }
         if let Some((&r, k)) = found.iter().next() {
@@ -1109,20 +1126,23 @@ fn link_all(
                 .next()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
-            out.push(Ok(Link::Existing {
-                key: rows.rows[r][key_col]
-                    .as_deref()
-                    .unwrap_or_default()
-                    .to_string(),
-                by: LinkedBy::Identifier {
-                    columns: sets.get(set).cloned().unwrap_or_default(),
-                    value: k.split('\u{1f}').skip(1).collect::<Vec<_>>().join(" "),
-                },
-            }));
+            out.push((
+                Ok(Link::Existing {
+                    key: rows.rows[r][key_col]
+                        .as_deref()
+                        .unwrap_or_default()
+                        .to_string(),
+                    by: LinkedBy::Identifier {
+                        columns: sets.get(set).cloned().unwrap_or_default(),
+                        value: k.split('\u{1f}').skip(1).collect::<Vec<_>>().join(" "),
+                    },
+                }),
+                None,
+            ));
             continue;
         }
         if fuzzy_sets.is_empty() {
-            out.push(Ok(Link::New));
+            out.push((Ok(Link::New), None));
             continue;
         }
         let index = fuzzy_index.get_or_insert_with(|| {
@@ -1169,42 +1189,51 @@ fn link_all(
             .matching
             .as_ref()
             .map_or(0.6, |m| *m.review.get_ref());
-        match scored.first() {
-            Some((_, s)) if ambiguous(s, review).is_some() => {
-                out.push(Err(Unlinked {
-                    why: format!(
-                        "it resembles {} existing rows about equally (best {:.3}); a person must say whether it is one of them",
-                        scored.len(),
-                        s.probability
-                    ),
-                    rows: scored
-                        .iter()
-                        .take(2)
-                        .map(|(r, _)| rows.rows[*r][key_col].as_deref().unwrap_or("?").to_string())
-                        .collect(),
-                    by_identifier: false,
-                }));
-            }
-            Some((r, s)) if s.probability >= review => {
-                let s = s.clone();
-                out.push(Ok(Link::Existing {
-                    key: rows.rows[*r][key_col]
-                        .as_deref()
-                        .unwrap_or_default()
-                        .to_string(),
-                    by: LinkedBy::Score(s),
-                }));
-            }
-            _ if found > COMPARED_IN_FULL => out.push(Err(Unlinked {
+        let searched = Some(Searched {
+            compared: scored.len(),
+            closest: scored
+                .iter()
+                .take(3)
+                .map(|(r, s)| {
+                    (
+                        rows.rows[*r][key_col].as_deref().unwrap_or("?").to_string(),
+                        s.probability,
+                    )
+                })
+                .collect(),
+        });
+        let link = match scored.first() {
+            Some((_, s)) if ambiguous(s, review).is_some() => Err(Unlinked {
+                why: format!(
+                    "it resembles {} existing rows about equally (best {:.3}); a person must say whether it is one of them",
+                    scored.len(),
+                    s.probability
+                ),
+                rows: scored
+                    .iter()
+                    .take(2)
+                    .map(|(r, _)| rows.rows[*r][key_col].as_deref().unwrap_or("?").to_string())
+                    .collect(),
+                by_identifier: false,
+            }),
+            Some((r, s)) if s.probability >= review => Ok(Link::Existing {
+                key: rows.rows[*r][key_col]
+                    .as_deref()
+                    .unwrap_or_default()
+                    .to_string(),
+                by: LinkedBy::Score(s.clone()),
+            }),
+            _ if found > COMPARED_IN_FULL => Err(Unlinked {
                 why: format!(
                     "{found} existing rows share its blocking keys: the {COMPARED_IN_FULL} sharing the most were compared and none is it, the other {} were not compared; a person must say whether it is new (a blocking rule on a rarer field would split the block)",
                     found - COMPARED_IN_FULL
                 ),
                 rows: Vec::new(),
                 by_identifier: false,
-            })),
-            _ => out.push(Ok(Link::New)),
-        }
+            }),
+            _ => Ok(Link::New),
+        };
+        out.push((link, searched));
     }
     out
 }

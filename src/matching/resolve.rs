@@ -824,6 +824,7 @@ pub(super) fn lapsed_rows(
                 review: vec![],
                 could_be: vec![],
                 could_be_by_identifier: false,
+                searched: None,
             };
             for (column, rule, i) in &rules {
                 let Some(status) = row[*i].as_deref() else {

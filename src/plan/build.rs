@@ -791,7 +791,22 @@ fn explain(item: &Reconstructed) -> Vec<String> {
         out.insert(0, format!("{} share the identifier {k}", ids.join(", ")));
     }
     match &item.link {
-        Link::New => out.push("no existing row has its identifiers: a new row".into()),
+        Link::New => out.push(match &item.searched {
+            None => "no existing row has its identifiers: a new row".into(),
+            Some(s) if s.compared == 0 => {
+                "no existing row has its identifiers or shares a blocking key with it: a new row"
+                    .into()
+            }
+            Some(s) => format!(
+                "no existing row has its identifiers, and none of the {} it was compared with (rows sharing a blocking key) resembles it enough (closest: {}): a new row",
+                s.compared,
+                s.closest
+                    .iter()
+                    .map(|(k, p)| format!("{k} p={p:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
         Link::Existing { key, by } => match by {
             LinkedBy::Identifier { columns, value } => out.push(format!(
                 "the existing row {key} has the same {} ({value})",
