@@ -86,6 +86,9 @@ pub struct Searched {
     pub closest: Vec<(String, f64)>,
 }
 
+/// A group of evidence's link to the baseline, or why it has none, and what the search saw.
+type LinkFound = (Result<Link, Unlinked>, Option<Searched>);
+
 /// Why a group of evidence was not linked to an existing row it fits.
 struct Unlinked {
     why: String,
@@ -764,8 +767,7 @@ fn reconstruct_entity(
     // Two groups of evidence linked to the same existing row are that one row: their members
     // join the first group.
     let mut first_for_key: HashMap<String, usize> = HashMap::new();
-    let mut merged: Vec<(Vec<Member>, Result<Link, Unlinked>, Option<Searched>)> =
-        Vec::with_capacity(clusters.len());
+    let mut merged: Vec<(Vec<Member>, LinkFound)> = Vec::with_capacity(clusters.len());
     for (members, (link, searched)) in clusters.into_iter().zip(links) {
         if let Ok(Link::Existing { key, .. }) = &link {
             if let Some(&into) = first_for_key.get(key) {
@@ -774,11 +776,11 @@ fn reconstruct_entity(
             }
             first_for_key.insert(key.clone(), merged.len());
         }
-        merged.push((members, link, searched));
+        merged.push((members, (link, searched)));
     }
     let mut held = HashMap::new();
     let mut items = Vec::with_capacity(merged.len());
-    for (c, (mut members, link, searched)) in merged.into_iter().enumerate() {
+    for (c, (mut members, (link, searched))) in merged.into_iter().enumerate() {
         members.sort_by_key(|m| m.evidence);
         for m in &members {
             held.insert(m.evidence, c);
@@ -1044,7 +1046,7 @@ fn link_all(
     compares: &[Compare],
     weights: &[FieldWeights],
     prior: f64,
-) -> Vec<(Result<Link, Unlinked>, Option<Searched>)> {
+) -> Vec<LinkFound> {
     let Some(rows) = rows else {
         return clusters.iter().map(|_| (Ok(Link::New), None)).collect();
     };
