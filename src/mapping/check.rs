@@ -404,6 +404,23 @@ fn entity_shape(r: &mut Report, name: &Name, e: &Entity, entities: &[&str]) {
                 ),
             );
         }
+        // A field that blocks but is not compared puts items side by side and then gives their
+        // agreement on it no weight: what only it would link is never linked.
+        let mut warned: Vec<&str> = Vec::new();
+        for f in m.blocking.iter().flatten() {
+            let field = f.get_ref().as_str();
+            if warned.contains(&field) || m.compare.iter().any(|c| c.field.get_ref() == field) {
+                continue;
+            }
+            warned.push(field);
+            r.warning(
+                f,
+                format!(
+                    "blocking field \"{field}\" of entity \"{}\" is not in `compare`: items that share it are put side by side and then scored without it, so sharing it counts for nothing; add {{ field = \"{field}\", method = \"exact\" }} (or the method that fits) to `compare`",
+                    name.get_ref()
+                ),
+            );
+        }
         for c in &m.compare {
             match (c.method.get_ref(), &c.within) {
                 (Method::Time, None) => r.error(
@@ -794,6 +811,27 @@ mod tests {
                 .collect(),
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn a_blocking_field_that_is_not_compared_is_a_warning_at_its_place() {
+        let text = "version = 1\n[restore_point]\ncolumns = [\"customers.updated_at\"]\n\
+             [entities.customer]\ntable = \"customers\"\nkey = \"id\"\n\
+             [entities.customer.columns.email]\nfrom = \"email\"\n\
+             [entities.customer.match]\nblocking = [[\"email\"], [\"postcode\", \"email\"]]\n\
+             compare = [{ field = \"email\", method = \"email\" }]\naccept = 0.9\nreview = 0.5\n";
+        let loaded = Mapping::parse(std::path::Path::new("m.toml"), text).unwrap();
+        let warnings: Vec<String> = shape(&loaded.mapping, &loaded.locator)
+            .into_iter()
+            .filter(|p| p.severity == Severity::Warning)
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("m.toml:10:25:"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("\"postcode\" of entity \"customer\" is not in `compare`"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
