@@ -324,3 +324,77 @@ fn a_refund_known_only_from_events_is_planned() {
     let planned = planned_for(&changes, &key);
     assert!(planned.is_empty(), "{planned:?}");
 }
+
+/// Disputes are reflected where the mapping asks for them: a schema with a column for the
+/// dispute's state, a mapping that feeds the `dispute` kind to the payment and maps its status
+/// words. A dispute opened in the gap on a payment made before the restore point is planned as
+/// that column's change; the dispute's amount is never a payment's amount or refund.
+#[test]
+fn a_dispute_reaches_the_column_a_mapping_gives_it() {
+    let (dir, incident) = incident(49, 40, "low");
+    let db = dir.path().join("disputes.db");
+    std::fs::copy(incident.join("restored.db"), &db).unwrap();
+    let out = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("ALTER TABLE payments ADD COLUMN dispute_state TEXT")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (key, charge, intent, currency) = a_paid_payment(&db);
+    let reference = std::fs::read_to_string(incident.join("mapping.toml")).unwrap();
+    let feeds = r#"feeds = { stripe = ["charge", "payment_intent", "checkout_session", "refund", "payment"], mail = ["receipt"] }"#;
+    let links = r#"kinds = ["charge", "payment_intent", "payment", "refund"]"#;
+    assert!(reference.contains(feeds) && reference.contains(links));
+    let mapping = reference
+        .replace(
+            feeds,
+            r#"feeds = { stripe = ["charge", "payment_intent", "checkout_session", "refund", "payment", "dispute"], mail = ["receipt"] }"#,
+        )
+        .replace(links, r#"kinds = ["charge", "payment_intent", "payment", "refund", "dispute"]"#)
+        .replace(
+            "[entities.payment.columns.paid_at]",
+            "[entities.payment.columns.dispute_state]\nfrom = \"status\"\nkinds = [\"dispute\"]\n\
+             values = { open = [\"warning_needs_response\", \"needs_response\", \"under_review\"], won = [\"won\", \"warning_closed\"], lost = [\"lost\"] }\n\n\
+             [entities.payment.columns.paid_at]",
+        );
+    let mapping_path = dir.path().join("disputes.toml");
+    std::fs::write(&mapping_path, mapping).unwrap();
+    let stripe = dir.path().join("disputes");
+    std::fs::create_dir_all(&stripe).unwrap();
+    let dispute = serde_json::json!({
+        "id": "du_1", "object": "dispute", "amount": 500, "currency": currency, "charge": charge,
+        "payment_intent": intent, "created": IN_THE_GAP, "reason": "fraudulent",
+        "status": "needs_response", "metadata": {},
+        "evidence_details": {"due_by": IN_THE_GAP + 7 * 86400, "has_evidence": false, "past_due": false}
+    });
+    std::fs::write(
+        stripe.join("disputes.json"),
+        serde_json::json!({"object": "list", "data": [dispute], "has_more": false}).to_string(),
+    )
+    .unwrap();
+    let plan = dir.path().join("disputes.json");
+    gapfill_ok(&[
+        "plan",
+        "--quiet",
+        "--mapping",
+        mapping_path.to_str().unwrap(),
+        "--db",
+        &sqlite_url(&db),
+        "--stripe",
+        stripe.to_str().unwrap(),
+        "--out",
+        plan.to_str().unwrap(),
+    ]);
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+    let planned = planned_for(p["changes"].as_array().unwrap(), &key);
+    assert_eq!(
+        planned,
+        vec![("dispute_state".to_string(), serde_json::json!("open"))],
+        "only the dispute's state changes"
+    );
+}
