@@ -108,13 +108,14 @@ pub const LISTS: &[(&str, &str)] = &[
     ("checkout_sessions", "/checkout/sessions"),
     ("invoices", "/invoices"),
     ("disputes", "/disputes"),
+    ("subscriptions", "/subscriptions"),
     // Last: the events of the window (Stripe keeps 30 days of them) carry each object as it was
     // at that moment, the record of what changed after a list's copy was made.
     ("events", "/events"),
 ];
 
 /// Lists a restricted key may lack: without them the pull still has every payment.
-const OPTIONAL: &[&str] = &["invoices", "disputes", "events"];
+const OPTIONAL: &[&str] = &["invoices", "disputes", "subscriptions", "events"];
 
 /// What a pull saw. Every object fetched or taken from the cache ended as evidence or a skip.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -170,6 +171,9 @@ struct ListParams<'a> {
     starting_after: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     created: Option<Created>,
+    /// Subscriptions are listed without the canceled ones unless asked for all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -292,6 +296,7 @@ async fn pull_list(
             created: window.since.filter(|_| filter).map(|t| Created {
                 gt: t.timestamp() - 1,
             }),
+            status: (name == "subscriptions").then_some("all"),
         };
         stats.requests += 1;
         // The first filtered request is a probe, sent once: compatible servers answer a filter

@@ -54,7 +54,7 @@ pub enum StripeError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("STRIPE_API_KEY is not set; set it to a restricted key with read access to charges, payment intents, refunds, customers and checkout sessions (and invoices, disputes and events, to read those too)")]
+    #[error("STRIPE_API_KEY is not set; set it to a restricted key with read access to charges, payment intents, refunds, customers and checkout sessions (and invoices, disputes, subscriptions and events, to read those too)")]
     NoKey,
     #[error("STRIPE_API_BASE {base:?} is not a URL: {reason}")]
     BadBase { base: String, reason: String },

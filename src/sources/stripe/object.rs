@@ -33,13 +33,14 @@ pub mod extra {
     pub const ACCOUNT: &str = "account";
     pub const INVOICE_ID: &str = "invoice_id";
     pub const DISPUTE_ID: &str = "dispute_id";
+    pub const SUBSCRIPTION_ID: &str = "subscription_id";
     /// A dispute's amount: held back from the business while the dispute lasts, lost if it is lost.
     pub const DISPUTED: &str = "amount_disputed";
 }
 
 /// The object types read, as named in messages.
 const READ: &str =
-    "charges, payment intents, refunds, customers, checkout sessions, invoices, disputes and the events that carry them";
+    "charges, payment intents, refunds, customers, checkout sessions, invoices, disputes, subscriptions and the events that carry them";
 
 /// What kind of Stripe object this is: its `object` field, or failing that its id's prefix.
 pub(crate) fn object_type(obj: &serde_json::Map<String, Json>) -> Option<&'static str> {
@@ -53,6 +54,7 @@ pub(crate) fn object_type(obj: &serde_json::Map<String, Json>) -> Option<&'stati
         Some("checkout.session") => "checkout_session",
         Some("invoice") => "invoice",
         Some("dispute") => "dispute",
+        Some("subscription") => "subscription",
         Some(_) => return None,
         None if id.starts_with("ch_") || id.starts_with("py_") => "charge",
         None if id.starts_with("pi_") => "payment_intent",
@@ -61,6 +63,7 @@ pub(crate) fn object_type(obj: &serde_json::Map<String, Json>) -> Option<&'stati
         None if id.starts_with("cs_") => "checkout_session",
         None if id.starts_with("in_") => "invoice",
         None if id.starts_with("dp_") || id.starts_with("du_") => "dispute",
+        None if id.starts_with("sub_") => "subscription",
         None => return None,
     };
     Some(t)
@@ -297,6 +300,18 @@ pub(crate) fn evidence(
             r.nested_time(&["evidence_details", "due_by"], "dispute_due_by");
             r.lower("status", field::STATUS);
         }
+        "subscription" => {
+            r.ev.set(extra::SUBSCRIPTION_ID, Value::text(id));
+            r.time("start_date", "start_date");
+            r.time("current_period_start", "current_period_start");
+            r.time("current_period_end", "current_period_end");
+            r.time("cancel_at", "cancel_at");
+            r.time("canceled_at", "canceled_at");
+            r.time("ended_at", "ended_at");
+            r.nested_text(&["cancellation_details", "reason"], "cancellation_reason");
+            r.nested_id(&["latest_invoice"], extra::INVOICE_ID);
+            r.lower("status", field::STATUS);
+        }
         _ => {}
     }
     // An expanded customer names the customer where the object itself does not.
@@ -374,7 +389,13 @@ fn event(
     }
     let mut ev = evidence(carried, provenance)
         .map_err(|(reason, detail)| (reason, format!("{what}: {detail}")))?;
-    if kind.ends_with(".deleted") {
+    // `customer.deleted` deletes the customer; `customer.subscription.deleted` ends a
+    // subscription, whose own status says so.
+    let carried_name = carried_obj
+        .get("object")
+        .and_then(Json::as_str)
+        .unwrap_or("");
+    if !carried_name.is_empty() && kind == format!("{carried_name}.deleted") {
         ev.set(field::STATUS, Value::text("deleted"));
     }
     if let Some(account) = obj.get("account").and_then(Json::as_str) {
