@@ -52,21 +52,12 @@ fn status_change(
 ) -> (String, String) {
     let path = work.join(format!("{tag}.mbox"));
     std::fs::write(&path, mbox).unwrap();
-    let plan = work.join(format!("{tag}.json"));
-    gapfill_ok(&[
-        "plan",
-        "--quiet",
-        "--mapping",
-        incident.join("mapping.toml").to_str().unwrap(),
-        "--db",
+    let p = plan_json(
+        &incident.join("mapping.toml"),
         &sqlite_url(&incident.join("restored.db")),
-        "--mail",
-        path.to_str().unwrap(),
-        "--out",
-        plan.to_str().unwrap(),
-    ]);
-    let p: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+        &[("--mail", &path)],
+        &work.join(format!("{tag}.json")),
+    );
     let change =
         p["changes"]
             .as_array()

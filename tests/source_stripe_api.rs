@@ -94,6 +94,21 @@ fn config(base: &str) -> ApiConfig {
     c
 }
 
+/// Everything the scripted server at `base` lists, with no window and no cache.
+async fn pull_whole(base: &str) -> (Collected, gapfill::sources::stripe::PullStats) {
+    let mut got = Collected::default();
+    let stats = pull(
+        &config(base),
+        &StripeRules::default(),
+        &Window::default(),
+        None,
+        &mut got,
+    )
+    .await
+    .unwrap();
+    (got, stats)
+}
+
 fn customers_of(c: &Collected) -> BTreeSet<String> {
     c.evidence
         .iter()
@@ -112,16 +127,7 @@ async fn a_429_is_retried_and_the_pull_completes() {
             _ => (200, list(&[], false)),
         }
     }));
-    let mut got = Collected::default();
-    let stats = pull(
-        &config(&base),
-        &StripeRules::default(),
-        &Window::default(),
-        None,
-        &mut got,
-    )
-    .await
-    .unwrap();
+    let (got, stats) = pull_whole(&base).await;
     assert_eq!(customers_of(&got), ["cus_1".into(), "cus_2".into()].into());
     assert_eq!(stats.objects.get("customers"), Some(&2));
     assert_eq!(stats.unavailable, ["checkout_sessions"]);
@@ -308,16 +314,7 @@ async fn events_bring_a_listed_object_to_its_latest_state() {
             _ => (200, list(&[], false)),
         }
     }));
-    let mut got = Collected::default();
-    let stats = pull(
-        &config(&base),
-        &StripeRules::default(),
-        &Window::default(),
-        None,
-        &mut got,
-    )
-    .await
-    .unwrap();
+    let (got, stats) = pull_whole(&base).await;
     let charges: Vec<_> = got.evidence.iter().filter(|e| e.kind == "charge").collect();
     assert_eq!(charges.len(), 1, "one charge, its newest copy: {charges:?}");
     let ch = charges[0];

@@ -45,21 +45,12 @@ fn plan_with_files(
     for (name, content) in files {
         std::fs::write(dir.join(name), content.to_string()).unwrap();
     }
-    let plan = work.join(format!("{tag}.json"));
-    gapfill_ok(&[
-        "plan",
-        "--quiet",
-        "--mapping",
-        incident.join("mapping.toml").to_str().unwrap(),
-        "--db",
+    let p = plan_json(
+        &incident.join("mapping.toml"),
         &sqlite_url(&incident.join("restored.db")),
-        "--stripe",
-        dir.to_str().unwrap(),
-        "--out",
-        plan.to_str().unwrap(),
-    ]);
-    let p: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+        &[("--stripe", &dir)],
+        &work.join(format!("{tag}.json")),
+    );
     p["changes"].as_array().unwrap().clone()
 }
 
@@ -376,21 +367,12 @@ fn a_dispute_reaches_the_column_a_mapping_gives_it() {
         serde_json::json!({"object": "list", "data": [dispute], "has_more": false}).to_string(),
     )
     .unwrap();
-    let plan = dir.path().join("disputes.json");
-    gapfill_ok(&[
-        "plan",
-        "--quiet",
-        "--mapping",
-        mapping_path.to_str().unwrap(),
-        "--db",
+    let p = plan_json(
+        &mapping_path,
         &sqlite_url(&db),
-        "--stripe",
-        stripe.to_str().unwrap(),
-        "--out",
-        plan.to_str().unwrap(),
-    ]);
-    let p: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+        &[("--stripe", &stripe)],
+        &dir.path().join("disputes.json"),
+    );
     let planned = planned_for(p["changes"].as_array().unwrap(), &key);
     assert_eq!(
         planned,

@@ -45,6 +45,34 @@ pub fn incident(seed: u64, reservations: u64, noise: &str) -> (tempfile::TempDir
     (dir, out)
 }
 
+/// `gapfill plan --mapping M --db DB` over the given sources (`("--stripe", path)`…), writing
+/// the plan to `out`; the plan read back.
+pub fn plan_json(
+    mapping: &Path,
+    db: &str,
+    sources: &[(&str, &Path)],
+    out: &Path,
+) -> serde_json::Value {
+    let mut args: Vec<String> = vec![
+        "plan".into(),
+        "--quiet".into(),
+        "--mapping".into(),
+        mapping.display().to_string(),
+        "--db".into(),
+        db.into(),
+    ];
+    for (flag, path) in sources {
+        args.push(flag.to_string());
+        args.push(path.display().to_string());
+    }
+    args.push("--out".into());
+    args.push(out.display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    gapfill_ok(&args);
+    serde_json::from_str(&std::fs::read_to_string(out).expect("the plan was written"))
+        .expect("the plan is JSON")
+}
+
 /// `gapfill plan` over an incident's sources against `db`, writing the plan to `out`; `extra`
 /// flags are passed on.
 pub fn plan_incident(incident: &Path, db: &str, out: &Path, extra: &[&str]) -> String {
