@@ -42,6 +42,64 @@ fn cancellation(from: &str, code: &str, auth: Option<&str>) -> String {
     )
 }
 
+/// A markup-only message from `from` about a booking the business does not have, naming its
+/// guest: a new customer, if anyone may make one.
+fn new_guest(from: &str) -> String {
+    format!(
+        "From MAILER-DAEMON Fri Sep 11 11:00:00 2026\n\
+         From: Reservations <{from}>\n\
+         To: bookings@rentico.example\n\
+         Subject: Reservation update\n\
+         Date: Fri, 11 Sep 2026 11:00:00 +0000\n\
+         Message-ID: <guest-{from}>\n\
+         MIME-Version: 1.0\n\
+         Content-Type: text/html; charset=utf-8\n\
+         \n\
+         <html><head><script type=\"application/ld+json\">\n\
+         {{\"@context\": \"http://schema.org\", \"@type\": \"RentalCarReservation\",\n\
+          \"reservationNumber\": \"RC-ZZZ999\", \"reservationStatus\": \"http://schema.org/ReservationCancelled\",\n\
+          \"underName\": {{\"@type\": \"Person\", \"name\": \"Eve Mallory\", \"email\": \"eve.mallory@example.net\"}}}}\n\
+         </script></head><body><p>Cancelled.</p></body></html>\n\n"
+    )
+}
+
+/// The plan's inserts of customers, with a mapping that dates a customer by any booking mail
+/// (the reference one takes it from confirmations only): each one's decision and reasons.
+fn customer_inserts(incident: &Path, work: &Path, tag: &str, mbox: &str) -> Vec<(String, String)> {
+    let path = work.join(format!("{tag}.mbox"));
+    std::fs::write(&path, mbox).unwrap();
+    let reference = std::fs::read_to_string(incident.join("mapping.toml")).unwrap();
+    let dated = r#"kinds = ["customer", "signup", "confirmation", "event"]"#;
+    assert!(reference.contains(dated));
+    let mapping = work.join("any-mail-dates.toml");
+    std::fs::write(
+        &mapping,
+        reference.replace(
+            dated,
+            r#"kinds = ["customer", "signup", "confirmation", "cancellation", "event"]"#,
+        ),
+    )
+    .unwrap();
+    let p = plan_json(
+        &mapping,
+        &sqlite_url(&incident.join("restored.db")),
+        &[("--mail", &path)],
+        &work.join(format!("{tag}.json")),
+    );
+    p["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["table"] == "customers" && c["op"] == "insert")
+        .map(|c| {
+            (
+                c["decision"].as_str().unwrap().to_string(),
+                c["reasons"].to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The plan's change to the booking's status: its decision and reasons.
 fn status_change(
     incident: &Path,
@@ -122,4 +180,32 @@ fn a_strangers_cancellation_is_held_for_review_and_the_booking_systems_is_accept
         &key,
     );
     assert_eq!(decision, "accepted", "{reasons}");
+}
+
+/// What a stranger may not change, a stranger may not make either: a customer known only from a
+/// stranger's mail is held for review; the same from the booking system is made.
+#[test]
+fn a_customer_only_a_stranger_names_is_held_for_review() {
+    let (dir, incident) = incident(50, 30, "low");
+    let work = dir.path();
+    let held = customer_inserts(
+        &incident,
+        work,
+        "stranger",
+        &new_guest("offers@cheap-rentals.example"),
+    );
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].0, "needs_review", "{held:?}");
+    assert!(
+        held[0].1.contains("offers@cheap-rentals.example"),
+        "{held:?}"
+    );
+    let made = customer_inserts(
+        &incident,
+        work,
+        "own",
+        &new_guest("bookings@rentico.example"),
+    );
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0].0, "accepted", "{made:?}");
 }

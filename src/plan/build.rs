@@ -352,6 +352,25 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                         })
                         .cloned()
                         .collect();
+                    // A row made from nothing but mail from strangers is theirs to invent.
+                    let strangers: Vec<&str> = item
+                        .members
+                        .iter()
+                        .map(|m| ctx.evidence[m.evidence].untrusted.as_deref())
+                        .collect::<Option<Vec<&str>>>()
+                        .unwrap_or_default();
+                    if !strangers.is_empty() {
+                        let mut why: Vec<&str> = Vec::new();
+                        for w in strangers {
+                            if !why.contains(&w) {
+                                why.push(w);
+                            }
+                        }
+                        reasons.push(format!(
+                            "made only from evidence that may not change the database by itself: {}",
+                            why.join("; ")
+                        ));
+                    }
                     let mut decision = if item.confidence >= accept && reasons.is_empty() {
                         Decision::Accepted
                     } else if item.confidence >= review {
