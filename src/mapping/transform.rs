@@ -142,6 +142,14 @@ fn phone(s: &str) -> String {
         }
     }
     if international && only_formatting {
+        // A number libphonenumber does not know (a new range, a fictional one) keeps its digits,
+        // less a trunk prefix written in brackets: "+44 (0)7700 900123" is +447700900123, never
+        // +4407700900123.
+        let digits: String = t
+            .replacen("(0)", "", 1)
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
         let national = digits.strip_prefix("00").filter(|_| !t.starts_with('+'));
         let d = national.unwrap_or(&digits);
         if (8..=15).contains(&d.len()) {
@@ -262,6 +270,16 @@ mod tests {
         assert_eq!(
             text(Transform::Phone, "+44 (0)20 7946 0958"),
             "+442079460958"
+        );
+        // Ofcom's drama range, which libphonenumber does not call valid: the bracketed trunk
+        // zero still goes.
+        assert_eq!(
+            text(Transform::Phone, "+44 (0)7700 900123"),
+            "+447700900123"
+        );
+        assert_eq!(
+            text(Transform::Phone, "0044 (0)7700 900123"),
+            "+447700900123"
         );
     }
 
