@@ -124,7 +124,6 @@ fn decimal(minor: i64, exponent: u32) -> String {
 fn phone(s: &str) -> String {
     let t = s.trim();
     let international = t.starts_with('+') || t.starts_with("00");
-    let digits: String = t.chars().filter(char::is_ascii_digit).collect();
     let only_formatting = t
         .chars()
         .all(|c| c.is_ascii_digit() || " +-.()/\u{a0}".contains(c));
