@@ -74,7 +74,14 @@ pub fn apply(
         Transform::Phone => ColumnValue::Text(phone(&text()?)),
         Transform::Name => ColumnValue::Text(tidy_name(&text()?)),
         Transform::FirstName => ColumnValue::Text(split_name(&tidy_name(&text()?)).0),
-        Transform::LastName => ColumnValue::Text(split_name(&tidy_name(&text()?)).1),
+        Transform::LastName => {
+            let family = split_name(&tidy_name(&text()?)).1;
+            if family.is_empty() {
+                // One word is a given name: there is no family name to write, not an empty one.
+                return Err(fail("it is one word, with no family name"));
+            }
+            ColumnValue::Text(family)
+        }
         Transform::Minor => match v {
             Value::Money { minor, .. } => ColumnValue::Int(*minor),
             Value::Int(i) => ColumnValue::Int(*i),
@@ -249,10 +256,12 @@ mod tests {
             "Inês van der Berg"
         );
         assert_eq!(text(Transform::FirstName, "Inês Maria Sousa"), "Inês Maria");
+        assert_eq!(text(Transform::FirstName, "Madonna"), "Madonna");
         assert_eq!(text(Transform::LastName, "Inês Maria Sousa"), "Sousa");
         assert_eq!(text(Transform::LastName, "Sousa, Inês"), "Sousa");
         assert_eq!(text(Transform::FirstName, "Sousa, Inês"), "Inês");
-        assert_eq!(text(Transform::LastName, "Cher"), "");
+        // One word has no family name: none is written, rather than an empty one.
+        assert!(apply(Transform::LastName, &Value::text("Cher"), None).is_err());
     }
 
     #[test]

@@ -320,6 +320,11 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                             continue;
                         };
                         let after = match &r.value {
+                            // Empty text is no value: a column is left out, never set to "".
+                            Resolution::Value(ColumnValue::Text(t)) if t.trim().is_empty() => {
+                                missing.push(format!("{col} (the evidence's value is empty)"));
+                                continue;
+                            }
                             Resolution::Value(v) => after_of(v),
                             Resolution::Entity(l) => {
                                 depends_on.push(l.clone());
@@ -449,6 +454,11 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                             continue;
                         }
                         let after = match &res.value {
+                            // An empty value (a family name a one-word name has not got) says
+                            // nothing about the row: it never empties a column.
+                            Resolution::Value(ColumnValue::Text(t)) if t.trim().is_empty() => {
+                                continue
+                            }
                             Resolution::Value(v) => after_of(v),
                             Resolution::Existing(k) => After::Key(k.clone()),
                             Resolution::Entity(l) => {
