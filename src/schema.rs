@@ -12,6 +12,10 @@ use sqlx::{AnyConnection, Row};
 
 use crate::dburl::Dialect;
 
+/// The table apply records its changes in. The schema knows its name so that a plan made
+/// before the first apply stays valid after it (see [`Schema::fingerprint`]).
+pub const AUDIT_TABLE: &str = "gapfill_audit";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("cannot read the schema ({what}): {message}")]
@@ -124,7 +128,7 @@ impl Schema {
         let tables: BTreeMap<&String, &Table> = self
             .tables
             .iter()
-            .filter(|(name, _)| name.as_str() != crate::apply::AUDIT_TABLE)
+            .filter(|(name, _)| name.as_str() != AUDIT_TABLE)
             .collect();
         let canonical = serde_json::to_string(&tables).unwrap_or_default();
         crate::evidence::stable_hash(canonical.as_bytes())

@@ -25,7 +25,7 @@ use crate::plan::{After, Change, Decision, Op, Plan};
 use crate::schema::{self, Schema};
 use sql::{Bind, Statement};
 
-pub const AUDIT_TABLE: &str = "gapfill_audit";
+pub use crate::schema::AUDIT_TABLE;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

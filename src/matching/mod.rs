@@ -1191,19 +1191,6 @@ fn link_all(
             .matching
             .as_ref()
             .map_or(0.6, |m| *m.review.get_ref());
-        let searched = Some(Searched {
-            compared: scored.len(),
-            closest: scored
-                .iter()
-                .take(3)
-                .map(|(r, s)| {
-                    (
-                        rows.rows[*r][key_col].as_deref().unwrap_or("?").to_string(),
-                        s.probability,
-                    )
-                })
-                .collect(),
-        });
         let link = match scored.first() {
             Some((_, s)) if ambiguous(s, review).is_some() => Err(Unlinked {
                 why: format!(
@@ -1235,6 +1222,20 @@ fn link_all(
             }),
             _ => Ok(Link::New),
         };
+        // What the search saw, for saying why an item is new; a linked one says how it linked.
+        let searched = (!matches!(link, Ok(Link::Existing { .. }))).then(|| Searched {
+            compared: scored.len(),
+            closest: scored
+                .iter()
+                .take(3)
+                .map(|(r, s)| {
+                    (
+                        rows.rows[*r][key_col].as_deref().unwrap_or("?").to_string(),
+                        s.probability,
+                    )
+                })
+                .collect(),
+        });
         out.push((link, searched));
     }
     out

@@ -358,22 +358,12 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                         .cloned()
                         .collect();
                     // A row made from nothing but mail from strangers is theirs to invent.
-                    let strangers: Vec<&str> = item
-                        .members
-                        .iter()
-                        .map(|m| ctx.evidence[m.evidence].untrusted.as_deref())
-                        .collect::<Option<Vec<&str>>>()
-                        .unwrap_or_default();
+                    let mut strangers = Vec::new();
+                    only_untrusted(ctx, item.members.iter().map(|m| m.evidence), &mut strangers);
                     if !strangers.is_empty() {
-                        let mut why: Vec<&str> = Vec::new();
-                        for w in strangers {
-                            if !why.contains(&w) {
-                                why.push(w);
-                            }
-                        }
                         reasons.push(format!(
                             "made only from evidence that may not change the database by itself: {}",
-                            why.join("; ")
+                            strangers.join("; ")
                         ));
                     }
                     let mut decision = if item.confidence >= accept && reasons.is_empty() {
@@ -502,17 +492,7 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                                 ));
                             }
                         }
-                        let why_not: Vec<&str> = res
-                            .evidence
-                            .iter()
-                            .map(|&i| ctx.evidence[i].untrusted.as_deref())
-                            .collect::<Option<Vec<&str>>>()
-                            .unwrap_or_default();
-                        for w in why_not {
-                            if !distrusted.contains(&w) {
-                                distrusted.push(w);
-                            }
-                        }
+                        only_untrusted(ctx, res.evidence.iter().copied(), &mut distrusted);
                         if identity_column(entity, col, spec) {
                             identity.push(change);
                         } else {
@@ -798,6 +778,23 @@ fn change_id(name: &str, op: Op, item: &Reconstructed, entity: &Entity) -> Strin
         name.chars().take(4).collect::<String>(),
         crate::evidence::stable_hash(basis.as_bytes())
     )
+}
+
+/// When every one of these evidence items may not change a row by itself, adds why (each reason
+/// once) to `why`; nothing when any of them may, or there are none.
+fn only_untrusted<'e>(
+    ctx: &Context<'e>,
+    items: impl Iterator<Item = usize>,
+    why: &mut Vec<&'e str>,
+) {
+    let reasons: Option<Vec<&'e str>> = items
+        .map(|i| ctx.evidence[i].untrusted.as_deref())
+        .collect();
+    for w in reasons.unwrap_or_default() {
+        if !why.contains(&w) {
+            why.push(w);
+        }
+    }
 }
 
 fn explain(item: &Reconstructed) -> Vec<String> {

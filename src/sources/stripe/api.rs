@@ -99,23 +99,43 @@ impl ApiConfig {
     }
 }
 
+/// One list of the API and how to ask for it.
+pub struct List {
+    pub name: &'static str,
+    pub path: &'static str,
+    /// A restricted key may lack it: without it the pull still has every payment, so a 403 is a
+    /// warning, not a stop.
+    pub optional: bool,
+    /// A `status` to ask for: subscriptions are listed without the canceled ones otherwise.
+    pub status: Option<&'static str>,
+}
+
+const fn list(name: &'static str, path: &'static str, optional: bool) -> List {
+    List {
+        name,
+        path,
+        optional,
+        status: None,
+    }
+}
+
 /// The lists read, in this order (customers first, as matching meets them first).
-pub const LISTS: &[(&str, &str)] = &[
-    ("customers", "/customers"),
-    ("payment_intents", "/payment_intents"),
-    ("charges", "/charges"),
-    ("refunds", "/refunds"),
-    ("checkout_sessions", "/checkout/sessions"),
-    ("invoices", "/invoices"),
-    ("disputes", "/disputes"),
-    ("subscriptions", "/subscriptions"),
+pub const LISTS: &[List] = &[
+    list("customers", "/customers", false),
+    list("payment_intents", "/payment_intents", false),
+    list("charges", "/charges", false),
+    list("refunds", "/refunds", false),
+    list("checkout_sessions", "/checkout/sessions", false),
+    list("invoices", "/invoices", true),
+    list("disputes", "/disputes", true),
+    List {
+        status: Some("all"),
+        ..list("subscriptions", "/subscriptions", true)
+    },
     // Last: the events of the window (Stripe keeps 30 days of them) carry each object as it was
     // at that moment, the record of what changed after a list's copy was made.
-    ("events", "/events"),
+    list("events", "/events", true),
 ];
-
-/// Lists a restricted key may lack: without them the pull still has every payment.
-const OPTIONAL: &[&str] = &["invoices", "disputes", "subscriptions", "events"];
 
 /// What a pull saw. Every object fetched or taken from the cache ended as evidence or a skip.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,7 +151,7 @@ pub struct PullStats {
     pub unavailable: Vec<&'static str>,
     /// Lists whose `created` filter the server refused: fetched whole, filtered here.
     pub filtered_here: Vec<&'static str>,
-    /// Lists of [`OPTIONAL`] the key may not read (HTTP 403): left out, with a warning.
+    /// Optional lists the key may not read (HTTP 403): left out, with a warning.
     pub not_permitted: Vec<&'static str>,
 }
 
@@ -171,7 +191,6 @@ struct ListParams<'a> {
     starting_after: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     created: Option<Created>,
-    /// Subscriptions are listed without the canceled ones unless asked for all.
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<&'static str>,
 }
@@ -210,13 +229,12 @@ pub async fn pull_into(
         rules,
     });
     let result = async {
-        for &(name, path) in LISTS {
+        for list in LISTS {
             pull_list(
                 &client,
                 config,
                 &shown_base,
-                name,
-                path,
+                list,
                 window,
                 cache,
                 progress,
@@ -243,14 +261,14 @@ async fn pull_list(
     client: &stripe::Client,
     config: &ApiConfig,
     base: &str,
-    name: &'static str,
-    path: &str,
+    list: &List,
     window: &Window,
     cache: Option<&Path>,
     progress: bool,
     stats: &mut PullStats,
     sink: &mut dyn Sink,
 ) -> Result<(), StripeError> {
+    let (name, path) = (list.name, list.path);
     let secret = &config.key.0;
     let origin = format!("{base}v1{path}");
     let query = format!(
@@ -296,7 +314,7 @@ async fn pull_list(
             created: window.since.filter(|_| filter).map(|t| Created {
                 gt: t.timestamp() - 1,
             }),
-            status: (name == "subscriptions").then_some("all"),
+            status: list.status,
         };
         stats.requests += 1;
         // The first filtered request is a probe, sent once: compatible servers answer a filter
@@ -350,7 +368,7 @@ async fn pull_list(
                 match status {
                     // A restricted key that may read the payments but not these: the pull
                     // goes on without them, and says so.
-                    403 if OPTIONAL.contains(&name) && cursor.is_none() => {
+                    403 if list.optional && cursor.is_none() => {
                         stats.not_permitted.push(name);
                         break;
                     }

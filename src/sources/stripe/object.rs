@@ -556,11 +556,7 @@ impl<'a> Reader<'a> {
         if self.ev.fields.contains_key(name) {
             return;
         }
-        let mut at = self.get(path[0]);
-        for p in &path[1..] {
-            at = at.and_then(|v| v.get(p)).filter(|v| !v.is_null());
-        }
-        match at {
+        match self.at(path) {
             None => {}
             Some(Json::String(s)) => {
                 self.ev.set(name, Value::text(s.trim()));
