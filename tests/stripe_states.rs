@@ -380,3 +380,53 @@ fn a_dispute_reaches_the_column_a_mapping_gives_it() {
         "only the dispute's state changes"
     );
 }
+
+/// A value a rule infers overwrites an existing row by itself only where the mapping opts in
+/// (SPEC invariant 11): the refund of a payment made before the restore point gives its total
+/// and status through `adds` and `by_amounts`; with `auto = true` (the reference mapping) the
+/// update is accepted, without it the same update waits for a person, saying which rule.
+#[test]
+fn an_inferred_value_changes_a_row_by_itself_only_where_the_mapping_opts_in() {
+    let (dir, incident) = incident(51, 40, "low");
+    let (key, charge, intent, currency) = a_paid_payment(&incident.join("restored.db"));
+    let stripe = dir.path().join("refund");
+    std::fs::create_dir_all(&stripe).unwrap();
+    let dump = serde_json::json!({"object": "list", "has_more": false,
+        "data": [refund("re_1", &charge, &intent, &currency, "succeeded")]});
+    std::fs::write(stripe.join("refunds.json"), dump.to_string()).unwrap();
+    let reference = std::fs::read_to_string(incident.join("mapping.toml")).unwrap();
+    assert_eq!(reference.matches(", auto = true }").count(), 3);
+    let cautious = dir.path().join("cautious.toml");
+    std::fs::write(&cautious, reference.replace(", auto = true }", " }")).unwrap();
+    let decide = |mapping: &Path, tag: &str| {
+        let p = plan_json(
+            mapping,
+            &sqlite_url(&incident.join("restored.db")),
+            &[("--stripe", &stripe)],
+            &dir.path().join(format!("{tag}.json")),
+        );
+        let c = p["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["table"] == "payments" && c["key"] == key.as_str())
+            .cloned()
+            .expect("an update of the refunded payment");
+        (
+            c["decision"].as_str().unwrap().to_string(),
+            c["reasons"].to_string(),
+        )
+    };
+    let (decision, reasons) = decide(&incident.join("mapping.toml"), "opted-in");
+    assert_eq!(decision, "accepted", "{reasons}");
+    let (decision, reasons) = decide(&cautious, "cautious");
+    assert_eq!(decision, "needs_review", "{reasons}");
+    assert!(
+        reasons.contains("refunded_minor: inferred by adds"),
+        "{reasons}"
+    );
+    assert!(
+        reasons.contains("status: inferred by by_amounts"),
+        "{reasons}"
+    );
+}

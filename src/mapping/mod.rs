@@ -219,6 +219,11 @@ pub struct WhenPast {
     /// is back); none when absent.
     #[serde(default)]
     pub grace: Option<Spanned<String>>,
+    /// The rule may change an existing row's value without review (SPEC invariant 11: a value
+    /// a rule infers never overwrites a row by itself unless the mapping opts in). New rows take
+    /// the value either way.
+    #[serde(default)]
+    pub auto: bool,
 }
 
 /// `adds = { from = "amount", kinds = ["refund"] }`
@@ -229,6 +234,11 @@ pub struct Adds {
     pub from: Name,
     /// The evidence kinds that add.
     pub kinds: Vec<Name>,
+    /// The rule may change an existing row's value without review (SPEC invariant 11: a value
+    /// a rule infers never overwrites a row by itself unless the mapping opts in). New rows take
+    /// the value either way.
+    #[serde(default)]
+    pub auto: bool,
 }
 
 /// `by_amounts = { total = "amount_minor", part = "refunded_minor", none = "succeeded",
@@ -244,6 +254,11 @@ pub struct ByAmounts {
     pub none: String,
     pub some: String,
     pub all: String,
+    /// The rule may change an existing row's value without review (SPEC invariant 11: a value
+    /// a rule infers never overwrites a row by itself unless the mapping opts in). New rows take
+    /// the value either way.
+    #[serde(default)]
+    pub auto: bool,
 }
 
 /// One evidence field name or several, most preferred first.

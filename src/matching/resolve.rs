@@ -42,6 +42,8 @@ pub struct Inferred {
     pub at: Option<DateTime<Utc>>,
     /// For people: which time passed, and before what.
     pub why: String,
+    /// The mapping's rule that reached it: "when_past", "adds", "by_amounts" or "region_from".
+    pub rule: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -484,6 +486,7 @@ pub(super) fn resolve_all(
                         // Only when no evidence wrote the number in full is it an inference.
                         if let Some((written, false)) = placed.get(&v.to_string()) {
                             r.inferred = Some(Inferred {
+                                rule: "region_from",
                                 from: written[0].clone(),
                                 at: None,
                                 why: format!(
@@ -680,6 +683,7 @@ fn adds_up(
         alternatives: vec![],
         conflict: None,
         inferred: Some(Inferred {
+            rule: "adds",
             from: before.to_string(),
             at: None,
             why: match base {
@@ -732,6 +736,7 @@ fn by_amounts(
         alternatives: vec![],
         conflict: None,
         inferred: Some(Inferred {
+            rule: "by_amounts",
             from: String::new(),
             at: None,
             why: format!(
@@ -938,6 +943,7 @@ fn when_past(
         horizon.format("%Y-%m-%dT%H:%M:%SZ"),
     );
     r.inferred = Some(Inferred {
+        rule: "when_past",
         from: from.clone(),
         at: Some(at),
         why,

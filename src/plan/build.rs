@@ -414,7 +414,7 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                     let mut identity = Vec::new();
                     let mut depends_on = Vec::new();
                     // Why some changed value rests only on evidence that may not change a row
-                    // by itself (mail from a stranger).
+                    // by itself (mail from a stranger), and why some inferred one may not.
                     let mut distrusted: Vec<&str> = Vec::new();
                     let mut moved_on: Vec<String> = Vec::new();
                     for (col, spec) in &entity.columns {
@@ -493,6 +493,16 @@ pub fn build_changes(ctx: &Context, rec: Reconstruction) -> (Plan, BTreeSet<usiz
                             }
                         }
                         only_untrusted(ctx, res.evidence.iter().copied(), &mut distrusted);
+                        // A value a rule reached, not one evidence states, overwrites a row only
+                        // where the mapping lets that rule (invariant 11).
+                        if let Some(i) = &res.inferred {
+                            if !opted_in(spec, i.rule) {
+                                moved_on.push(format!(
+                                    "{col}: inferred by {}, which the mapping does not let change a row by itself (auto = true opts in)",
+                                    i.rule
+                                ));
+                            }
+                        }
                         if identity_column(entity, col, spec) {
                             identity.push(change);
                         } else {
@@ -778,6 +788,17 @@ fn change_id(name: &str, op: Op, item: &Reconstructed, entity: &Entity) -> Strin
         name.chars().take(4).collect::<String>(),
         crate::evidence::stable_hash(basis.as_bytes())
     )
+}
+
+/// Whether the column's rule `rule` may change an existing row without review.
+fn opted_in(spec: &crate::mapping::ColumnMap, rule: &str) -> bool {
+    match rule {
+        "when_past" => spec.when_past.as_ref().is_some_and(|r| r.get_ref().auto),
+        "adds" => spec.adds.as_ref().is_some_and(|r| r.get_ref().auto),
+        "by_amounts" => spec.by_amounts.as_ref().is_some_and(|r| r.get_ref().auto),
+        // A phone placed in a country changes who the row is: a person confirms it anyway.
+        _ => false,
+    }
 }
 
 /// When every one of these evidence items may not change a row by itself, adds why (each reason
